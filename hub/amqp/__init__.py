@@ -1,0 +1,1 @@
+"""RabbitMQ through aio-pika: topology declared in one place, confirmed publishing, pull."""

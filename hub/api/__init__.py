@@ -1,0 +1,1 @@
+"""HTTP entrypoints (FastAPI): the SIF agent endpoint, admin and health endpoints."""

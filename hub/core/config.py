@@ -1,0 +1,145 @@
+"""The hub's configuration as data: zones, schools, agents, subscribers (LA services), agreements.
+
+Loaded from one YAML file (see deploy/examples/ and docs in README). Validation here is pure;
+`hub.configfile` reads the file and maps errors back to YAML line numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from hub.core.envelope import Action
+from hub.core.objects import CATALOGUE
+
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+Laestab = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")]
+RefId = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
+ElementPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w]*(/[A-Za-z_@][\w]*)*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class School(Strict):
+    laestab: Laestab = Field(description="DfE number: 3-digit LA code + 4-digit establishment")
+    name: str
+    school_info_refid: RefId | None = None
+
+    @property
+    def la_id(self) -> str:
+        return self.laestab[:3]
+
+    @property
+    def establishment_id(self) -> str:
+        return self.laestab[3:]
+
+
+class Agent(Strict):
+    id: Token = Field(description="The agent's SIF_SourceId and HTTP Basic user name")
+    secret_hash: str = Field(description="argon2 hash of the agent's secret (`hub hash-secret`)")
+    schools: list[Laestab] = Field(default_factory=list)
+    name: str = ""
+
+
+class Subscriber(Strict):
+    id: Token
+    name: str
+    description: str = ""
+    pull_agent: Token | None = Field(
+        default=None, description="A SIF agent that drains this queue with SIF_GetMessage"
+    )
+
+
+class Rule(Strict):
+    object: str
+    actions: list[Action] = Field(default_factory=lambda: list(Action))
+    include: list[ElementPath] | None = Field(
+        default=None, description="Only these element paths (and keys) leave; None = whole object"
+    )
+    exclude: list[ElementPath] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_object(self) -> Self:
+        spec = CATALOGUE.get(self.object)
+        if spec is None:
+            raise ValueError(f"unknown object {self.object!r}; known: {', '.join(sorted(CATALOGUE))}")
+        if not spec.routable:
+            raise ValueError(f"{self.object} is never routed (it carries credentials)")
+        return self
+
+
+class Agreement(Strict):
+    id: Token
+    title: str = ""
+    recipients: list[Token] = Field(min_length=1)
+    rules: list[Rule] = Field(min_length=1)
+
+
+class HubConfig(Strict):
+    source_id: Token = "SIFHub"
+    zones: list[Token] = Field(min_length=1)
+    schools: list[School] = Field(default_factory=list)
+    agents: list[Agent] = Field(default_factory=list)
+    subscribers: list[Subscriber] = Field(default_factory=list)
+    agreements: list[Agreement] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        problems = [*_duplicates(self), *_dangling(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def school(self, laestab: str) -> School | None:
+        return next((s for s in self.schools if s.laestab == laestab), None)
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def subscriber(self, subscriber_id: str) -> Subscriber | None:
+        return next((s for s in self.subscribers if s.id == subscriber_id), None)
+
+
+def _duplicates(cfg: HubConfig) -> list[str]:
+    out = []
+    for kind, ids in (
+        ("school", [s.laestab for s in cfg.schools]),
+        ("agent", [a.id for a in cfg.agents]),
+        ("subscriber", [s.id for s in cfg.subscribers]),
+        ("agreement", [a.id for a in cfg.agreements]),
+    ):
+        seen: set[str] = set()
+        for item in ids:
+            if item in seen:
+                out.append(f"duplicate {kind} id {item!r}")
+            seen.add(item)
+    return out
+
+
+def _dangling(cfg: HubConfig) -> list[str]:
+    schools = {s.laestab for s in cfg.schools}
+    subscribers = {s.id for s in cfg.subscribers}
+    agents = {a.id for a in cfg.agents}
+    out = [
+        f"agent {a.id!r} names unknown school {s!r}"
+        for a in cfg.agents
+        for s in a.schools
+        if s not in schools
+    ]
+    out += [
+        f"agreement {g.id!r} names unknown recipient {r!r}"
+        for g in cfg.agreements
+        for r in g.recipients
+        if r not in subscribers
+    ]
+    out += [
+        f"subscriber {s.id!r} names unknown pull_agent {s.pull_agent!r}"
+        for s in cfg.subscribers
+        if s.pull_agent and s.pull_agent not in agents
+    ]
+    return out
+
+

@@ -1,0 +1,26 @@
+"""Names of every RabbitMQ exchange and queue, and the AMQP headers each copy carries."""
+
+from __future__ import annotations
+
+PREFIX = "sifhub"
+DEAD_LETTER_EXCHANGE = f"{PREFIX}.dlx"
+
+
+def subscriber_queue(subscriber_id: str) -> str:
+    return f"{PREFIX}.sub.{subscriber_id}"
+
+
+def dead_letter_queue(subscriber_id: str) -> str:
+    return f"{subscriber_queue(subscriber_id)}.dlq"
+
+
+# AMQP headers on every copy delivered to a subscriber (documented in README).
+H_MESSAGE_ID = "hub-message-id"
+H_ZONE = "hub-zone"
+H_OBJECT = "hub-object"
+H_ACTION = "hub-action"
+H_SOURCE = "hub-source-agent"
+H_SCHOOL = "hub-school"
+H_AGREEMENT = "hub-agreement-id"
+H_AGREEMENT_VERSION = "hub-agreement-version"
+H_SUBSCRIBER = "hub-subscriber"

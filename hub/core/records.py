@@ -1,0 +1,113 @@
+"""Rows the pipeline hands to the store and gets back: plain immutable values, no ORM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hub.core.envelope import Action, MessageKind
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """A SIF message the hub accepted, kept verbatim."""
+
+    id: str
+    agent_id: str
+    zone: str
+    sif_msg_id: str
+    kind: MessageKind
+    version: str
+    received_at: datetime
+    payload: bytes
+    object_name: str | None = None
+    action: Action | None = None
+    school: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One object waiting to be routed: an event's object, or one object of a response."""
+
+    id: str
+    message_id: str
+    seq: int
+    zone: str
+    source_agent: str
+    object_name: str
+    action: Action
+    school: str | None
+    subject_refid: str | None
+    object_xml: bytes
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class DisclosureRecord:
+    """One filtered copy released to one recipient (written only after its publish confirm)."""
+
+    outbox_id: str
+    message_id: str
+    copy_msg_id: str
+    subscriber: str
+    agreement_id: str
+    agreement_version: int
+    object_name: str
+    action: Action
+    school: str | None
+    subject_refid: str | None
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RejectionRecord:
+    """A refused message: no payload is kept (it may hold personal data), only why."""
+
+    at: datetime
+    agent_id: str | None
+    zone: str
+    category: int
+    code: int
+    object_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    agent_id: str
+    zone: str
+    mode: str  # "Push" | "Pull"
+    versions: tuple[str, ...]
+    max_buffer_size: int
+    registered_at: datetime
+    provides: tuple[str, ...] = ()
+    subscribes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PacketRecord:
+    """One SIF_Response packet, kept until the whole response has arrived."""
+
+    agent_id: str
+    request_msg_id: str
+    packet_number: int
+    more_packets: bool
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Stats:
+    received: dict[str, int]
+    rejected: dict[str, int]
+    routed: dict[str, int]
+    delivered: dict[str, int]
+    pending: int

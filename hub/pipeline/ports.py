@@ -1,0 +1,96 @@
+"""The interfaces the pipeline needs from the store and the broker (implemented in
+hub.store and hub.amqp, wired in hub.composition)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from hub.core.records import (
+    AuditRecord,
+    DisclosureRecord,
+    MessageRecord,
+    OutboxRecord,
+    PacketRecord,
+    Registration,
+    RejectionRecord,
+    Stats,
+)
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or refused the write."""
+
+
+class DuplicateMessage(Exception):
+    """The (agent, SIF_MsgId) pair was already accepted: the repeat must not be routed."""
+
+
+class BrokerUnavailable(Exception):
+    """RabbitMQ could not be reached or did not confirm in time."""
+
+
+class Tx(Protocol):
+    """One database transaction; committed when its context exits without error."""
+
+    async def message_exists(self, agent_id: str, sif_msg_id: str) -> bool: ...
+    async def add_message(self, record: MessageRecord) -> None:
+        """Raises DuplicateMessage when (agent_id, sif_msg_id) is already stored."""
+        ...
+    async def add_outbox(self, items: Sequence[OutboxRecord]) -> None: ...
+    async def add_audit(self, entry: AuditRecord) -> None: ...
+    async def add_rejection(self, entry: RejectionRecord) -> None: ...
+    async def registration(self, agent_id: str, zone: str) -> Registration | None: ...
+    async def save_registration(self, reg: Registration) -> None: ...
+    async def delete_registration(self, agent_id: str, zone: str) -> None: ...
+    async def add_packet(self, packet: PacketRecord) -> None: ...
+    async def packets(self, agent_id: str, request_msg_id: str) -> list[PacketRecord]: ...
+    async def message_payload(self, message_id: str) -> bytes | None: ...
+    async def remember_learner(self, refid: str, school: str | None, upn: str | None) -> None: ...
+    async def learner_school(self, refid: str) -> str | None: ...
+    async def claim_outbox(self, limit: int, now: datetime, lease_seconds: float) -> list[OutboxRecord]: ...
+    async def complete_outbox(self, outbox_ids: Sequence[str], disclosures: Sequence[DisclosureRecord]) -> None: ...
+    async def retry_outbox(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None: ...
+    async def stats(self) -> Stats: ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+    async def ping(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One filtered copy for one subscriber queue."""
+
+    queue: str
+    body: bytes
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+    type: str = "SIF_Event"
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """A message handed to a pull-mode agent, held unacknowledged until it acks."""
+
+    message_id: str
+    body: bytes
+
+
+class Publisher(Protocol):
+    async def ensure_queues(self, subscriber_ids: Sequence[str]) -> None: ...
+
+    async def publish_batch(self, messages: Sequence[Outgoing]) -> list[Exception | None]:
+        """Publish all, await every confirm together; one result per message, None = confirmed."""
+        ...
+
+    async def ping(self) -> None: ...
+
+
+class PullSource(Protocol):
+    async def next_message(self, queue: str) -> Pulled | None: ...
+    async def ack(self, queue: str, message_id: str) -> bool: ...

@@ -1,0 +1,42 @@
+"""Process settings from the environment (prefix HUB_); passed in, never a module global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(default=None, description="default: SQLite in data_dir")
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    config: Path | None = None
+    admin_token: str = DEV_ADMIN_TOKEN
+    max_body_bytes: int = 10 * 1024 * 1024
+    dispatch_batch: int = 200
+    dispatch_idle_seconds: float = 0.05
+    publish_timeout_seconds: float = 10.0
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_unsafe_defaults(self) -> Self:
+        if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
+            raise ValueError("HUB_ADMIN_TOKEN must be set in production")
+        return self
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hub.db').resolve()}"
