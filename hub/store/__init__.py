@@ -1,1 +1,12 @@
-"""Durable state in SQL (sqlmodel/SQLAlchemy async): SQLite by default, PostgreSQL by URL."""
+"""Durable state in SQL (sqlmodel/SQLAlchemy async): SQLite by default, PostgreSQL by URL.
+
+Public API: open_store(url) -> SqlStore (implements hub.pipeline.ports.Store), create_engine,
+migrate. Everything else in this package is an implementation detail.
+"""
+
+from hub.store.engine import create_engine
+from hub.store.migrate import migrate
+from hub.store.repository import SqlTx
+from hub.store.store import SqlStore, open_store
+
+__all__ = ["SqlStore", "SqlTx", "create_engine", "migrate", "open_store"]

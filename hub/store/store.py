@@ -1,0 +1,111 @@
+"""SqlStore: the pipeline's `Store` over an async SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hub.store.engine import create_engine
+from hub.store.errors import unavailable_as_store_error
+from hub.store.migrate import migrate_engine
+from hub.store.repository import SqlTx
+
+if TYPE_CHECKING:
+    from hub.pipeline.ports import Store, Tx
+
+log = logging.getLogger(__name__)
+
+# A health check must answer quickly even when the database hangs rather than refuses.
+PING_TIMEOUT_SECONDS = 5.0
+
+
+class SqlStore:
+    """Implements hub.pipeline.ports.Store. Owns the engine; close() disposes of it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTx]:
+        """Commit when the block exits cleanly, roll back when it raises.
+
+        Outages while connecting or committing surface as StoreUnavailable; so do those
+        inside SqlTx's statements. Exceptions of the caller's own pass through unchanged.
+        """
+        connection = await self._begin()
+        try:
+            try:
+                yield SqlTx(connection)
+            except BaseException:
+                await _rollback_quietly(connection)
+                raise
+            with unavailable_as_store_error():
+                await connection.commit()
+        finally:
+            await _close_quietly(connection)
+
+    async def _begin(self) -> AsyncConnection:
+        with unavailable_as_store_error():
+            connection = await self._engine.connect()
+        try:
+            with unavailable_as_store_error():
+                await connection.begin()
+        except BaseException:
+            await _close_quietly(connection)
+            raise
+        return connection
+
+    async def ping(self) -> None:
+        with unavailable_as_store_error():
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS), self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+async def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """Build the engine for `url`, upgrade the schema to head unless told not to."""
+    engine = create_engine(url)
+    if migrate:
+        try:
+            await migrate_engine(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+    return SqlStore(engine)
+
+
+async def _rollback_quietly(connection: AsyncConnection) -> None:
+    # The original error is the one worth reporting; a dead connection cannot roll back
+    # anyway (the server discards the transaction when the session ends).
+    try:
+        await connection.rollback()
+    except Exception:
+        log.debug("rollback failed", exc_info=True)
+
+
+async def _close_quietly(connection: AsyncConnection) -> None:
+    # After a successful commit the data is safe; failing to return the connection to
+    # the pool must not turn an accepted message into an error.
+    try:
+        await connection.close()
+    except Exception:
+        log.warning("closing a database connection failed", exc_info=True)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SqlStore, tx: SqlTx) -> tuple[Store, Tx]:
+        """Checked by mypy only: SqlStore and SqlTx satisfy the pipeline's protocols."""
+        return store, tx
