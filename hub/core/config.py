@@ -65,7 +65,9 @@ class Rule(Strict):
     def _known_object(self) -> Self:
         spec = CATALOGUE.get(self.object)
         if spec is None:
-            raise ValueError(f"unknown object {self.object!r}; known: {', '.join(sorted(CATALOGUE))}")
+            raise ValueError(
+                f"unknown object {self.object!r}; known: {', '.join(sorted(CATALOGUE))}"
+            )
         if not spec.routable:
             raise ValueError(f"{self.object} is never routed (it carries credentials)")
         return self
@@ -80,6 +82,7 @@ class Agreement(Strict):
 
 class HubConfig(Strict):
     source_id: Token = "SIFHub"
+    queue_prefix: Token = Field(default="sifhub", description="Prefix of every queue name")
     zones: list[Token] = Field(min_length=1)
     schools: list[School] = Field(default_factory=list)
     agents: list[Agent] = Field(default_factory=list)
@@ -141,5 +144,3 @@ def _dangling(cfg: HubConfig) -> list[str]:
         if s.pull_agent and s.pull_agent not in agents
     ]
     return out
-
-

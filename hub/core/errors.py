@@ -71,7 +71,7 @@ class Generic(IntEnum):
     NO_SUCH_MESSAGE = 6
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets __traceback__ on the instance
 class SifError(Exception):
     """A refusal the sender can act on. `desc` is short; `extended` says where and why."""
 

@@ -6,12 +6,18 @@ PREFIX = "sifhub"
 DEAD_LETTER_EXCHANGE = f"{PREFIX}.dlx"
 
 
-def subscriber_queue(subscriber_id: str) -> str:
-    return f"{PREFIX}.sub.{subscriber_id}"
+def subscriber_queue(subscriber_id: str, prefix: str = PREFIX) -> str:
+    """`prefix` lets two hubs (or a demo, or a test run) share one broker without mixing."""
+    return f"{prefix}.sub.{subscriber_id}"
 
 
-def dead_letter_queue(subscriber_id: str) -> str:
-    return f"{subscriber_queue(subscriber_id)}.dlq"
+def dead_letter_queue(subscriber_id: str, prefix: str = PREFIX) -> str:
+    return f"{subscriber_queue(subscriber_id, prefix)}.dlq"
+
+
+def dead_letter_exchange(prefix: str = PREFIX) -> str:
+    """One direct DLX per prefix, so hubs sharing a broker never mix dead letters."""
+    return f"{prefix}.dlx"
 
 
 # AMQP headers on every copy delivered to a subscriber (documented in README).

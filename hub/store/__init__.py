@@ -1,6 +1,6 @@
 """Durable state in SQL (sqlmodel/SQLAlchemy async): SQLite by default, PostgreSQL by URL.
 
-Public API: open_store(url) -> SqlStore (implements hub.pipeline.ports.Store), create_engine,
+Public API: open_store(url) -> SqlStore (implements hub.core.ports.Store), create_engine,
 migrate. Everything else in this package is an implementation detail.
 """
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
 
-# The pipeline owns these exceptions (hub.pipeline.ports); the store raises them.
-from hub.pipeline.ports import DuplicateMessage, StoreUnavailable
+# The pipeline owns these exceptions (hub.core.ports); the store raises them.
+from hub.core.ports import DuplicateMessage, StoreUnavailable
 
 __all__ = ["DuplicateMessage", "StoreUnavailable", "is_unavailable", "unavailable_as_store_error"]
 

@@ -1,4 +1,4 @@
-"""Every query the hub makes, behind the pipeline's `Tx` interface (hub.pipeline.ports).
+"""Every query the hub makes, behind the pipeline's `Tx` interface (hub.core.ports).
 
 SqlTx speaks SQLAlchemy Core on one AsyncConnection that is already inside a transaction;
 it never commits (SqlStore.transaction owns that). Core rather than the ORM: the dispatcher
@@ -60,7 +60,7 @@ def short_error(error: str) -> str:
 
 
 class SqlTx:
-    """One open transaction; implements hub.pipeline.ports.Tx."""
+    """One open transaction; implements hub.core.ports.Tx."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection

@@ -17,7 +17,7 @@ from hub.store.migrate import migrate_engine
 from hub.store.repository import SqlTx
 
 if TYPE_CHECKING:
-    from hub.pipeline.ports import Store, Tx
+    from hub.core.ports import Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ PING_TIMEOUT_SECONDS = 5.0
 
 
 class SqlStore:
-    """Implements hub.pipeline.ports.Store. Owns the engine; close() disposes of it."""
+    """Implements hub.core.ports.Store. Owns the engine; close() disposes of it."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 
 from hub.core.envelope import Action, MessageKind
+from hub.core.ports import DuplicateMessage, StoreUnavailable
 from hub.core.records import (
     AuditRecord,
     DisclosureRecord,
@@ -27,7 +28,6 @@ from hub.core.records import (
     Registration,
     RejectionRecord,
 )
-from hub.pipeline.ports import DuplicateMessage, StoreUnavailable
 from hub.store import SqlStore, migrate, open_store
 from hub.store.models import LAST_ERROR_MAX, audit, messages, metadata, outbox
 from tests.db_fixtures import sqlite_url

@@ -1,0 +1,24 @@
+"""Builds the FastAPI application around an already composed Hub."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from hub import __version__
+from hub.api import ops_routes, problems, sif_routes
+from hub.api.auth import AgentAuthenticator
+from hub.composition import Hub
+
+
+def create_app(hub: Hub) -> FastAPI:
+    app = FastAPI(
+        title="SIF Hub",
+        version=__version__,
+        description="Routes SIF UK data from schools to LA services per agreement.",
+    )
+    app.state.hub = hub
+    app.state.authenticator = AgentAuthenticator(hub.config)
+    problems.install(app)
+    app.include_router(sif_routes.router, tags=["SIF agents"])
+    app.include_router(ops_routes.router, tags=["Operations"])
+    return app

@@ -1,0 +1,67 @@
+"""Dependencies shared by routes, as Annotated aliases so signatures read as sentences."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from hub.api.auth import AgentAuthenticator, admin_token_ok
+from hub.api.problems import Problem
+from hub.composition import Hub
+from hub.core.config import Agent
+
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="SIF Hub"'}
+
+
+def get_hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def get_authenticator(request: Request) -> AgentAuthenticator:
+    auth: AgentAuthenticator = request.app.state.authenticator
+    return auth
+
+
+def require_agent(
+    authenticator: Annotated[AgentAuthenticator, Depends(get_authenticator)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> Agent:
+    user, secret = _basic_credentials(authorization)
+    agent = authenticator.authenticate(user, secret)
+    if agent is None:
+        raise Problem(401, "Unauthorized", "Unknown agent or wrong secret", _BASIC_CHALLENGE)
+    return agent
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str]:
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise Problem(401, "Unauthorized", "HTTP Basic credentials required", _BASIC_CHALLENGE)
+    try:
+        user, sep, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        user, sep, secret = "", "", ""
+    if not sep:
+        raise Problem(401, "Unauthorized", "Malformed HTTP Basic credentials", _BASIC_CHALLENGE)
+    return user, secret
+
+
+def require_admin(
+    hub: Annotated[Hub, Depends(get_hub)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not admin_token_ok(hub.settings.admin_token, token):
+        raise Problem(
+            401, "Unauthorized", "Admin bearer token required", {"WWW-Authenticate": "Bearer"}
+        )
+    return "admin"
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+AgentDep = Annotated[Agent, Depends(require_agent)]
+AdminDep = Annotated[str, Depends(require_admin)]

@@ -1,0 +1,79 @@
+"""The `hub` command: serve, check-config, hash-secret, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from hub import logs
+from hub.configfile import ConfigError, check_config, load_config
+from hub.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = {"serve": _serve, "check-config": _check, "hash-secret": _hash, "demo": _demo}[
+        args.command
+    ]
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the hub (HTTP API, dispatcher)")
+    serve.add_argument("--config", type=Path, required=True, help="YAML configuration file")
+    serve.add_argument("--host", help="listen address (default HUB_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default HUB_PORT or 8080)")
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    sub.add_parser("hash-secret", help="hash an agent secret for the configuration file")
+    demo = sub.add_parser(
+        "demo", help="run the hub with a simulated school and show what each LA service receives"
+    )
+    demo.add_argument("--config", type=Path, default=Path("deploy/examples/county.yaml"))
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from hub.server import serve
+
+    settings = Settings()
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    settings = settings.model_copy(update=overrides)
+    logs.configure(settings.log_level)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings, config))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems = check_config(args.file)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{args.file}: OK")
+    return 1 if problems else 0
+
+
+def _hash(_: argparse.Namespace) -> int:
+    from hub.api.auth import hash_secret
+
+    secret = getpass.getpass("Agent secret: ") if sys.stdin.isatty() else sys.stdin.readline()
+    print(hash_secret(secret.rstrip("\n")))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    logs.configure("WARNING")
+    return asyncio.run(run_demo(args.config))

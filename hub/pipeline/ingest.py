@@ -1,0 +1,518 @@
+"""Where a message enters: an agent's SIF_Message becomes durable rows, then an ack.
+
+Parse (hardened) -> sniff -> XSD validate -> check the agent's rights -> ONE transaction
+(message + outbox + audit) -> SIF_Ack. Every refusal is a SifError rendered as SIF_Error;
+nothing refused is stored for routing, nothing acked is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from hub.core.config import Agent, HubConfig
+from hub.core.envelope import SUPPORTED_VERSIONS, Action, MessageKind, version_matches
+from hub.core.errors import (
+    Access,
+    Category,
+    Generic,
+    RequestResponse,
+    SifError,
+    Xml,
+    access_error,
+    generic_error,
+    registration_error,
+    response_error,
+    system_error,
+    xml_error,
+)
+from hub.core.errors import (
+    Registration as RegCode,
+)
+from hub.core.naming import subscriber_queue
+from hub.core.objects import CATALOGUE
+from hub.core.ports import (
+    BrokerUnavailable,
+    DuplicateMessage,
+    PullSource,
+    Store,
+    StoreUnavailable,
+    Tx,
+)
+from hub.core.records import (
+    AuditRecord,
+    MessageRecord,
+    OutboxRecord,
+    PacketRecord,
+    Registration,
+    RejectionRecord,
+)
+from hub.core.schools import SchoolIndex, choose_school
+from hub.sif import build
+from hub.sif.envelope import (
+    Sniffed,
+    echo_ids,
+    peek_object_name,
+    read_ack,
+    read_event,
+    read_header,
+    read_object_names,
+    read_register,
+    read_response,
+    read_system_control,
+    sniff,
+)
+from hub.sif.facts import object_facts
+from hub.sif.parse import parse_trusted, parse_untrusted
+from hub.sif.schemas import Schemas
+
+log = logging.getLogger("hub.ingest")
+
+STATUS_SUCCESS = 0
+STATUS_DUPLICATE = 7
+STATUS_NO_MESSAGES = 9
+MIN_BUFFER = 4096
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    store: Store
+    config: HubConfig
+    schools: SchoolIndex
+    schemas: Schemas
+    pull: PullSource
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An authenticated agent's request, as the HTTP edge hands it over."""
+
+    agent: Agent
+    zone: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Per-message values every handler needs."""
+
+    hub: IngestContext
+    incoming: Incoming
+    sniffed: Sniffed
+    root: etree._Element
+
+    def ok(
+        self,
+        code: int = STATUS_SUCCESS,
+        desc: str | None = None,
+        data: etree._Element | None = None,
+    ) -> bytes:
+        s = self.sniffed
+        return build.ack_status(
+            s.version, self.hub.config.source_id, s.source_id, s.msg_id, code, desc, data
+        )
+
+
+async def handle(hub: IngestContext, incoming: Incoming) -> bytes:
+    """Answer one agent message with a SIF_Ack (success or SIF_Error); never raises SifError."""
+    version, object_name = "2.4", None
+    source: str | None = incoming.agent.id
+    msg_id: str | None = None
+    try:
+        root = parse_untrusted(incoming.body)
+        source, msg_id = echo_ids(root)
+        object_name = peek_object_name(root)
+        sniffed = sniff(root)
+        version = sniffed.version
+        ctx = _Ctx(hub, incoming, sniffed, root)
+        return await _dispatch_kind(ctx)
+    except SifError as error:
+        await _record_rejection(hub, incoming, error, object_name)
+        log.info(
+            "ingest.refused agent=%s zone=%s msg=%s category=%d code=%d",
+            incoming.agent.id,
+            incoming.zone,
+            msg_id,
+            error.category,
+            error.code,
+        )
+        return build.ack_error(
+            version, hub.config.source_id, source or incoming.agent.id, msg_id, error
+        )
+
+
+async def _dispatch_kind(ctx: _Ctx) -> bytes:
+    kind = ctx.sniffed.kind
+    partial = ctx.sniffed.event_action in (Action.CHANGE, Action.DELETE)
+    ctx.hub.schemas.validate_message(ctx.root, partial=partial)
+    header = read_header(ctx.sniffed.body)
+    if header.source_id != ctx.incoming.agent.id:
+        raise access_error(
+            Access.GENERIC, f"SIF_SourceId {header.source_id} is not the authenticated agent"
+        )
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        raise generic_error(
+            Generic.MESSAGE_NOT_SUPPORTED, f"{kind.value} is not supported by this hub"
+        )
+    try:
+        return await handler(ctx)
+    except StoreUnavailable:
+        raise system_error("The hub's database is unavailable; retry later") from None
+    except BrokerUnavailable:
+        raise system_error("The hub's message broker is unavailable; retry later") from None
+
+
+# --- registration and provisioning -------------------------------------------------------
+
+
+async def _register(ctx: _Ctx) -> bytes:
+    req = read_register(ctx.sniffed.body)
+    versions = tuple(
+        v for v in req.versions if any(version_matches(v, s) for s in SUPPORTED_VERSIONS)
+    )
+    if not versions:
+        raise registration_error(
+            RegCode.VERSION_UNSUPPORTED,
+            f"None of the SIF versions {', '.join(req.versions)} is supported",
+        )
+    if req.max_buffer_size < MIN_BUFFER:
+        raise registration_error(
+            RegCode.BUFFER_TOO_SMALL, f"SIF_MaxBufferSize must be at least {MIN_BUFFER}"
+        )
+    agent, zone = ctx.incoming.agent.id, ctx.incoming.zone
+    reg = Registration(agent, zone, req.mode, req.versions, req.max_buffer_size, ctx.hub.clock())
+    async with ctx.hub.store.transaction() as tx:
+        old = await tx.registration(agent, zone)
+        if old is not None:  # re-registering keeps what the agent provided and subscribed
+            reg = Registration(
+                agent,
+                zone,
+                req.mode,
+                req.versions,
+                req.max_buffer_size,
+                reg.registered_at,
+                old.provides,
+                old.subscribes,
+            )
+        await tx.save_registration(reg)
+        await _audit(ctx, tx, "agent.register", {"mode": req.mode, "versions": list(req.versions)})
+    return ctx.ok()
+
+
+async def _unregister(ctx: _Ctx) -> bytes:
+    async with ctx.hub.store.transaction() as tx:
+        await tx.delete_registration(ctx.incoming.agent.id, ctx.incoming.zone)
+        await _audit(ctx, tx, "agent.unregister", {})
+    return ctx.ok()
+
+
+async def _provision(ctx: _Ctx) -> bytes:
+    kind = ctx.sniffed.kind
+    names = read_object_names(ctx.sniffed.body)
+    unknown = [n for n in names if n not in CATALOGUE]
+    if unknown:
+        category = Category.PROVISION if kind in _PROVIDES else Category.SUBSCRIPTION
+        raise SifError(category, 3, f"Unknown object {', '.join(unknown)}")
+    async with ctx.hub.store.transaction() as tx:
+        reg = await _registered(ctx, tx)
+        provides, subscribes = set(reg.provides), set(reg.subscribes)
+        target = provides if kind in _PROVIDES else subscribes
+        if kind in (MessageKind.PROVIDE, MessageKind.SUBSCRIBE):
+            target.update(names)
+        else:
+            target.difference_update(names)
+        await tx.save_registration(
+            Registration(
+                reg.agent_id,
+                reg.zone,
+                reg.mode,
+                reg.versions,
+                reg.max_buffer_size,
+                reg.registered_at,
+                tuple(sorted(provides)),
+                tuple(sorted(subscribes)),
+            )
+        )
+        await _audit(
+            ctx, tx, f"agent.{kind.value.removeprefix('SIF_').lower()}", {"objects": names}
+        )
+    return ctx.ok()
+
+
+_PROVIDES = (MessageKind.PROVIDE, MessageKind.UNPROVIDE)
+
+
+async def _registered(ctx: _Ctx, tx: Tx) -> Registration:
+    reg = await tx.registration(ctx.incoming.agent.id, ctx.incoming.zone)
+    if reg is None:
+        raise access_error(
+            Access.NOT_REGISTERED,
+            f"Agent {ctx.incoming.agent.id} is not registered in zone {ctx.incoming.zone}",
+        )
+    return reg
+
+
+# --- events and responses ---------------------------------------------------------------
+
+
+async def _event(ctx: _Ctx) -> bytes:
+    header = read_header(ctx.sniffed.body)
+    event = read_event(ctx.sniffed.body)
+    message_id = uuid.uuid4().hex
+    async with ctx.hub.store.transaction() as tx:
+        await _registered(ctx, tx)
+        if await tx.message_exists(ctx.incoming.agent.id, header.msg_id):
+            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
+        item = await _outbox_item(ctx, tx, message_id, 0, event.element, event.action)
+        record = _message_record(
+            ctx,
+            message_id,
+            header.msg_id,
+            event.object_name,
+            event.action,
+            item.school if item else None,
+        )
+        try:
+            await tx.add_message(record)
+        except DuplicateMessage:
+            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
+        if item is not None:
+            await tx.add_outbox([item])
+        await _audit(
+            ctx,
+            tx,
+            "message.accepted",
+            {
+                "message_id": message_id,
+                "object": event.object_name,
+                "action": event.action.value,
+                "refid": event.element.get("RefId"),
+            },
+        )
+    return ctx.ok()
+
+
+async def _outbox_item(
+    ctx: _Ctx, tx: Tx, message_id: str, seq: int, element: etree._Element, action: Action
+) -> OutboxRecord | None:
+    """Resolve and check the object's school, index its learner, and make its outbox row."""
+    name = etree.QName(element).localname
+    spec = CATALOGUE.get(name)
+    if spec is None:
+        raise xml_error(Xml.INVALID_VALUE, f"Unknown object {name}")
+    facts = object_facts(element, spec)
+    named = ctx.hub.schools.named(facts.school_refids, facts.school_laestabs)
+    remembered = (
+        await tx.learner_school(facts.subject_refid) if facts.subject_refid and not named else None
+    )
+    kind_action = action if ctx.sniffed.kind is MessageKind.EVENT else None
+    school = choose_school(ctx.incoming.agent, named, remembered, kind_action)
+    if spec.upn is not None and facts.subject_refid and action is not Action.DELETE:
+        await tx.remember_learner(facts.subject_refid, school, facts.upn)
+    if not spec.routable:
+        return None
+    return OutboxRecord(
+        id=uuid.uuid4().hex,
+        message_id=message_id,
+        seq=seq,
+        zone=ctx.incoming.zone,
+        source_agent=ctx.incoming.agent.id,
+        object_name=name,
+        action=action,
+        school=school,
+        subject_refid=facts.subject_refid,
+        object_xml=etree.tostring(element, encoding="UTF-8"),
+    )
+
+
+def _message_record(
+    ctx: _Ctx,
+    message_id: str,
+    sif_msg_id: str,
+    object_name: str | None,
+    action: Action | None,
+    school: str | None,
+) -> MessageRecord:
+    return MessageRecord(
+        id=message_id,
+        agent_id=ctx.incoming.agent.id,
+        zone=ctx.incoming.zone,
+        sif_msg_id=sif_msg_id,
+        kind=ctx.sniffed.kind,
+        version=ctx.sniffed.version,
+        received_at=ctx.hub.clock(),
+        payload=ctx.incoming.body,
+        object_name=object_name,
+        action=action,
+        school=school,
+    )
+
+
+async def _response(ctx: _Ctx) -> bytes:
+    """Keep each packet; when the last one is in, route every object of every packet."""
+    header = read_header(ctx.sniffed.body)
+    packet = read_response(ctx.sniffed.body)
+    if packet.packet_number < 1:
+        raise response_error(
+            RequestResponse.INVALID_PACKET_NUMBER, "SIF_PacketNumber must be 1 or more"
+        )
+    message_id = uuid.uuid4().hex
+    agent_id = ctx.incoming.agent.id
+    async with ctx.hub.store.transaction() as tx:
+        await _registered(ctx, tx)
+        if await tx.message_exists(agent_id, header.msg_id):
+            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
+        earlier = await tx.packets(agent_id, packet.request_msg_id)
+        if any(p.packet_number == packet.packet_number for p in earlier):
+            raise response_error(
+                RequestResponse.INVALID_PACKET_NUMBER,
+                f"Packet {packet.packet_number} of request "
+                f"{packet.request_msg_id} was already received",
+            )
+        for element in packet.objects:  # check rights now: refuse the packet, not the batch later
+            await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
+        try:
+            await tx.add_message(_message_record(ctx, message_id, header.msg_id, None, None, None))
+        except DuplicateMessage:
+            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
+        this = PacketRecord(
+            agent_id, packet.request_msg_id, packet.packet_number, packet.more_packets, message_id
+        )
+        await tx.add_packet(this)
+        packets = sorted([*earlier, this], key=lambda p: p.packet_number)
+        if _complete(packets):
+            await tx.add_outbox(await _response_items(ctx, tx, packets))
+        await _audit(
+            ctx,
+            tx,
+            "response.packet",
+            {
+                "message_id": message_id,
+                "request": packet.request_msg_id,
+                "packet": packet.packet_number,
+                "complete": _complete(packets),
+            },
+        )
+    return ctx.ok()
+
+
+def _complete(packets: list[PacketRecord]) -> bool:
+    last = [p for p in packets if not p.more_packets]
+    return bool(last) and [p.packet_number for p in packets] == list(
+        range(1, last[0].packet_number + 1)
+    )
+
+
+async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> list[OutboxRecord]:
+    items: list[OutboxRecord] = []
+    for packet in packets:  # this packet's row was added earlier in the same transaction
+        payload = await tx.message_payload(packet.message_id)
+        assert payload is not None
+        body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
+        for element in read_response(body).objects:
+            item = await _outbox_item(ctx, tx, packet.message_id, len(items), element, Action.ADD)
+            if item is not None:
+                items.append(item)
+    return items
+
+
+# --- system control and pull delivery ---------------------------------------------------
+
+
+async def _system_control(ctx: _Ctx) -> bytes:
+    command = read_system_control(ctx.sniffed.body)
+    if command in ("SIF_Ping", "SIF_Sleep", "SIF_Wakeup"):
+        return ctx.ok()
+    if command == "SIF_GetMessage":
+        return await _get_message(ctx)
+    raise generic_error(Generic.MESSAGE_NOT_SUPPORTED, f"{command} is not supported by this hub")
+
+
+def _pull_queue(ctx: _Ctx) -> str | None:
+    agent_id = ctx.incoming.agent.id
+    sub = next((s for s in ctx.hub.config.subscribers if s.pull_agent == agent_id), None)
+    return subscriber_queue(sub.id, ctx.hub.config.queue_prefix) if sub else None
+
+
+async def _get_message(ctx: _Ctx) -> bytes:
+    async with ctx.hub.store.transaction() as tx:
+        reg = await _registered(ctx, tx)
+    if reg.mode != "Pull":
+        raise registration_error(
+            RegCode.PUSH_AGENT_PULLING,
+            "Agent is registered in Push mode; SIF_GetMessage is for Pull mode",
+        )
+    queue = _pull_queue(ctx)
+    pulled = await ctx.hub.pull.next_message(queue) if queue else None
+    if pulled is None:
+        return ctx.ok(STATUS_NO_MESSAGES, "No messages available")
+    return ctx.ok(STATUS_SUCCESS, data=parse_trusted(pulled.body))
+
+
+async def _ack(ctx: _Ctx) -> bytes:
+    """A pull-mode agent acknowledges the message it was handed."""
+    _, original = read_ack(ctx.sniffed.body)
+    queue = _pull_queue(ctx)
+    if queue is None or not await ctx.hub.pull.ack(queue, original):
+        raise generic_error(
+            Generic.NO_SUCH_MESSAGE, f"No delivered message {original} awaits an ack"
+        )
+    return ctx.ok()
+
+
+_HANDLERS = {
+    MessageKind.REGISTER: _register,
+    MessageKind.UNREGISTER: _unregister,
+    MessageKind.PROVIDE: _provision,
+    MessageKind.UNPROVIDE: _provision,
+    MessageKind.SUBSCRIBE: _provision,
+    MessageKind.UNSUBSCRIBE: _provision,
+    MessageKind.EVENT: _event,
+    MessageKind.RESPONSE: _response,
+    MessageKind.SYSTEM_CONTROL: _system_control,
+    MessageKind.ACK: _ack,
+}
+
+
+# --- records ----------------------------------------------------------------------------
+
+
+async def _audit(ctx: _Ctx, tx: Tx, action: str, detail: dict[str, object]) -> None:
+    await tx.add_audit(
+        AuditRecord(
+            ctx.hub.clock(),
+            f"agent:{ctx.incoming.agent.id}",
+            action,
+            ctx.incoming.zone,
+            dict(detail),
+        )
+    )
+
+
+async def _record_rejection(
+    hub: IngestContext, incoming: Incoming, error: SifError, object_name: str | None
+) -> None:
+    """Best effort: a rejection is counted when the database is up, never blocks the answer."""
+    if error.category == Category.SYSTEM:
+        return
+    try:
+        async with hub.store.transaction() as tx:
+            await tx.add_rejection(
+                RejectionRecord(
+                    hub.clock(),
+                    incoming.agent.id,
+                    incoming.zone,
+                    int(error.category),
+                    error.code,
+                    object_name,
+                )
+            )
+    except StoreUnavailable:
+        log.warning("ingest.rejection_not_recorded agent=%s", incoming.agent.id)

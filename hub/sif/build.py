@@ -1,0 +1,115 @@
+"""Messages the hub writes: SIF_Ack replies to agents and SIF_Event copies for subscribers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from hub.core.errors import SifError
+from hub.sif.names import NSMAP, q
+
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+
+
+def new_msg_id() -> str:
+    return uuid.uuid4().hex.upper()
+
+
+def copy_msg_id(outbox_id: str, subscriber: str) -> str:
+    """Deterministic per (object, subscriber), so a re-sent copy carries the same id."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"sifhub:{outbox_id}:{subscriber}").hex.upper()
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _sub(parent: etree._Element, local: str, text: str | None = None) -> etree._Element:
+    child = etree.SubElement(parent, q(local))
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _message(version: str) -> etree._Element:
+    return etree.Element(q("SIF_Message"), nsmap=NSMAP, Version=version)  # type: ignore[arg-type]
+
+
+def _header(parent: etree._Element, source_id: str, msg_id: str | None = None) -> None:
+    header = _sub(parent, "SIF_Header")
+    _sub(header, "SIF_MsgId", msg_id or new_msg_id())
+    _sub(header, "SIF_Timestamp", timestamp())
+    _sub(header, "SIF_SourceId", source_id)
+
+
+def _ack_frame(
+    version: str, hub_id: str, original_source: str | None, original_msg: str | None
+) -> tuple[etree._Element, etree._Element]:
+    message = _message(version)
+    ack = _sub(message, "SIF_Ack")
+    _header(ack, hub_id)
+    _sub(ack, "SIF_OriginalSourceId", original_source or "")
+    original = _sub(ack, "SIF_OriginalMsgId", original_msg)
+    if not original_msg:  # SIF: nil when the original could not be read
+        original.set(XSI_NIL, "true")
+    return message, ack
+
+
+def ack_status(
+    version: str,
+    hub_id: str,
+    original_source: str | None,
+    original_msg: str | None,
+    code: int,
+    desc: str | None = None,
+    data: etree._Element | None = None,
+) -> bytes:
+    message, ack = _ack_frame(version, hub_id, original_source, original_msg)
+    status = _sub(ack, "SIF_Status")
+    _sub(status, "SIF_Code", str(code))
+    if desc:
+        _sub(status, "SIF_Desc", desc)
+    if data is not None:
+        _sub(status, "SIF_Data").append(data)
+    return etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+
+
+def ack_error(
+    version: str,
+    hub_id: str,
+    original_source: str | None,
+    original_msg: str | None,
+    error: SifError,
+) -> bytes:
+    message, ack = _ack_frame(version, hub_id, original_source, original_msg)
+    err = _sub(ack, "SIF_Error")
+    _sub(err, "SIF_Category", str(int(error.category)))
+    _sub(err, "SIF_Code", str(error.code))
+    _sub(err, "SIF_Desc", error.desc)
+    if error.extended:
+        _sub(err, "SIF_ExtendedDesc", error.extended)
+    return etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+
+
+def event_copy(
+    version: str,
+    source_id: str,
+    msg_id: str,
+    object_name: str,
+    action: str,
+    element: etree._Element,
+) -> bytes:
+    """A SIF_Message/SIF_Event holding one (already filtered) object for one subscriber.
+
+    SIF_SourceId stays the publishing agent's, as a ZIS forwards events.
+    """
+    message = _message(version)
+    event = _sub(message, "SIF_Event")
+    _header(event, source_id, msg_id)
+    holder = _sub(_sub(event, "SIF_ObjectData"), "SIF_EventObject")
+    holder.set("ObjectName", object_name)
+    holder.set("Action", action)
+    holder.append(element)
+    return etree.tostring(message, xml_declaration=True, encoding="UTF-8")

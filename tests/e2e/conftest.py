@@ -1,0 +1,123 @@
+"""A whole hub per test: real database (SQLite and PostgreSQL), real RabbitMQ, the shipped
+county configuration under a private queue prefix, HTTP through the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.la_consumer import Received, delete_queues, drain
+from adapters.school_agent import SchoolAgent
+from hub.api.app import create_app
+from hub.composition import Hub, build_hub, start, stop
+from hub.configfile import load_config
+from hub.core import naming
+from hub.core.config import HubConfig
+from hub.demo import SECRETS
+from hub.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COUNTY = REPO / "deploy/examples/county.yaml"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass
+class RunningHub:
+    hub: Hub
+    client: httpx.AsyncClient
+
+    @property
+    def config(self) -> HubConfig:
+        return self.hub.config
+
+    def agent(self, agent_id: str) -> SchoolAgent:
+        return SchoolAgent(self.client, self.config.zones[0], agent_id, SECRETS[agent_id])
+
+    def queue(self, subscriber_id: str) -> str:
+        return naming.subscriber_queue(subscriber_id, self.config.queue_prefix)
+
+    async def drain(
+        self, subscriber_id: str, expect: int | None = None, wait_seconds: float = 10.0
+    ) -> list[Received]:
+        return await drain(
+            self.hub.settings.amqp_url,
+            self.queue(subscriber_id),
+            expect=expect,
+            wait_seconds=wait_seconds,
+        )
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the outbox is empty (everything accepted has been routed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            async with self.hub.store.transaction() as tx:
+                if (await tx.stats()).pending == 0:
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("outbox did not drain")
+
+
+def county_config(**overrides: object) -> HubConfig:
+    config = load_config(COUNTY)
+    update = {"queue_prefix": f"sifhub-test-{uuid.uuid4().hex[:8]}", **overrides}
+    return config.model_copy(update=update)
+
+
+@asynccontextmanager
+async def hub_running(
+    database_url: str, data_dir: Path, config: HubConfig | None = None, amqp_url: str = AMQP_URL
+) -> AsyncIterator[RunningHub]:
+    config = config or county_config()
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        amqp_url=amqp_url,
+        dispatch_idle_seconds=0.02,
+        publish_timeout_seconds=3,
+    )
+    hub = await build_hub(settings, config)
+    await start(hub)
+    app = create_app(hub)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub", timeout=30
+        ) as client:
+            yield RunningHub(hub, client)
+    finally:
+        await stop(hub)
+        if amqp_url == AMQP_URL:
+            await delete_queues(AMQP_URL, _queues(config))
+
+
+def _queues(config: HubConfig) -> list[str]:
+    return [
+        q
+        for s in config.subscribers
+        for q in (
+            naming.subscriber_queue(s.id, config.queue_prefix),
+            naming.dead_letter_queue(s.id, config.queue_prefix),
+        )
+    ]
+
+
+@pytest.fixture
+async def running(database_url: str, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    async with hub_running(database_url, tmp_path) as running_hub:
+        await _wait_connected(running_hub.hub)
+        yield running_hub
+
+
+async def _wait_connected(hub: Hub) -> None:
+    for _ in range(200):
+        if hub.publisher.connected and hub.puller.connected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("hub did not connect to RabbitMQ")

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from hub.configfile import check_config
+from hub.core.config import Agent
+from hub.core.envelope import Action
+from hub.core.errors import Category, SifError
+from hub.core.schools import choose_school
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_configuration_is_valid() -> None:
+    assert check_config(REPO / "deploy/examples/county.yaml") == []
+
+
+def test_errors_name_field_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "zones: [z]\n"
+        "subscribers:\n  - id: cme\n    name: CME\n"
+        "agreements:\n  - id: A\n    recipients: [cme]\n    rules:\n"
+        "      - object: Nonsense\n"
+    )
+    problems = check_config(bad)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{bad}:9: agreements[0].rules[0]")
+    assert "unknown object 'Nonsense'" in problems[0]
+
+
+def test_dangling_references_are_reported(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "zones: [z]\nagreements:\n  - id: A\n    recipients: [ghost]\n"
+        "    rules:\n      - object: LearnerPersonal\n"
+    )
+    assert any("unknown recipient 'ghost'" in p for p in check_config(bad))
+
+
+def test_identity_can_never_be_routed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "zones: [z]\nsubscribers:\n  - id: s\n    name: S\nagreements:\n  - id: A\n"
+        "    recipients: [s]\n    rules:\n      - object: Identity\n"
+    )
+    assert any("never routed" in p for p in check_config(bad))
+
+
+AGENT = Agent(id="a", secret_hash="x", schools=["8302001", "8304012"])
+
+
+def test_school_named_by_object_must_belong_to_agent() -> None:
+    assert choose_school(AGENT, {"8304012"}, None, Action.ADD) == "8304012"
+    with pytest.raises(SifError) as info:
+        choose_school(AGENT, {"8309999"}, None, Action.CHANGE)
+    assert (info.value.category, info.value.code) == (Category.ACCESS, 11)
+
+
+def test_school_falls_back_to_learner_then_single_school() -> None:
+    assert choose_school(AGENT, set(), "8302001", Action.ADD) == "8302001"
+    single = Agent(id="b", secret_hash="x", schools=["8302105"])
+    assert choose_school(single, set(), None, Action.ADD) == "8302105"
+    with pytest.raises(SifError):
+        choose_school(AGENT, set(), None, Action.ADD)
