@@ -110,6 +110,13 @@ async def _school_day(
         "LearnerExclusion", "Add", data.learner_exclusion(suspended, day + timedelta(days=1), 4)
     )
     _show("LearnerExclusion", agents[suspended.school.laestab].agent_id, ack)
+    other = next(p for p in learners if p.school.laestab != data.SCHOOLS[0].laestab)
+    wrong = agents[data.SCHOOLS[0].laestab]
+    ack = await wrong.send_event(
+        "LearnerAttendance", "Add", data.learner_attendance(other, day, "AM", "/")
+    )
+    _show("another school's", wrong.agent_id, ack)
+    print(f"  {'':<14} {'':<18}    ({ack.desc})")
     for s in staff:
         await agents[s.school.laestab].send_event(
             "WorkforcePersonal", "Add", data.workforce_personal(s)
@@ -157,6 +164,11 @@ def _print_subscriber(name: str, how: str, copies: list[Received]) -> None:
         print(f"   {object_name} x{count}: {', '.join(fields)}")
     if not copies:
         print("   (nothing: no agreement covers what the schools sent)")
+    elif name.startswith("Virtual School"):
+        example = next(c for c in copies if c.headers.get(naming.H_OBJECT) == "LearnerPersonal")
+        print("   one copy as delivered:")
+        pretty = etree.tostring(example.object, pretty_print=True).decode()
+        print("\n".join(f"     {line}" for line in pretty.splitlines()))
     print()
 
 

@@ -159,7 +159,27 @@ _SPECS = (
     # Accepted and stored (real UK instances exist) but not part of any routing yet.
     ObjectSpec("LAInfo", ("RefId",)),
     ObjectSpec("TermInfo", ("RefId", "SchoolInfoRefId"), school_refids=("@SchoolInfoRefId",)),
-    ObjectSpec("PersonPicture", ("ParentObjectRefId", "SchoolYear"), Subject.OTHER),
+    ObjectSpec("PersonPicture", ("PersonRefId",)),
+    # Assessment objects: accepted (real UK instances exist) and routable by agreement.
+    ObjectSpec("AssessmentLearnerSet", ("RefId", "AssessmentResultComponentGroupRefId")),
+    ObjectSpec("AssessmentResponseComponent", ("RefId",)),
+    ObjectSpec("AssessmentResponseComponentGroup", ("RefId", "AssessmentSessionRefId")),
+    ObjectSpec("AssessmentResultComponent", ("RefId",)),
+    ObjectSpec("AssessmentResultComponentGroup", ("RefId",)),
+    ObjectSpec("AssessmentResultGradeSet", ("RefId",)),
+    ObjectSpec("AssessmentSession", ("RefId", "AssessmentLearnerSetRefId")),
+    ObjectSpec(
+        "LearnerAssessmentResponseSet",
+        ("RefId", "AssessmentResponseComponentRefId", "LearnerPersonalRefId"),
+        Subject.LEARNER,
+        "@LearnerPersonalRefId",
+    ),
+    ObjectSpec(
+        "LearnerAssessmentResult",
+        ("RefId", "AssessmentComponentRefId", "LearnerPersonalRefId"),
+        Subject.LEARNER,
+        "@LearnerPersonalRefId",
+    ),
     # Login identities carry PasswordList: never routed, whatever an agreement says.
     ObjectSpec("Identity", ("RefId",), routable=False),
 )
