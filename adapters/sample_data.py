@@ -272,3 +272,16 @@ def workforce_personal(s: Staff) -> str:
         f"<LAId>{s.school.laestab[:3]}</LAId><EstablishmentId>{s.school.laestab[3:]}</EstablishmentId>"
         "</CurrentAssignment></CurrentAssignmentList></WorkforcePersonal>"
     )
+
+
+LA_INFO_REFID = "830A0000000000000000000000000830"
+
+
+def school_info(s: School) -> str:
+    return (
+        f'<SchoolInfo RefId="{s.refid}" LAInfoRefId="{LA_INFO_REFID}">'
+        f"<EstablishmentId>{s.laestab[3:]}</EstablishmentId><LAId>{s.laestab[:3]}</LAId>"
+        f"<SchoolName>{s.name}</SchoolName>"
+        "<HeadTeacherInfo><ContactName>The Head Teacher</ContactName></HeadTeacherInfo>"
+        "<Phase>PY</Phase><SessionsPerDay>2</SessionsPerDay></SchoolInfo>"
+    )

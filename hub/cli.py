@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run the hub with a simulated school and show what each LA service receives"
     )
     demo.add_argument("--config", type=Path, default=Path("deploy/examples/county.yaml"))
+    sar = sub.add_parser(
+        "disclosures",
+        help="subject access report: everything disclosed "
+        "about one child (database from HUB_DATABASE_URL)",
+    )
+    who = sar.add_mutually_exclusive_group(required=True)
+    who.add_argument("--upn")
+    who.add_argument("--refid")
+    sar.add_argument("--format", choices=["json", "csv"], default="json")
     return parser
 
 
@@ -77,3 +86,33 @@ def _demo(args: argparse.Namespace) -> int:
 
     logs.configure("WARNING")
     return asyncio.run(run_demo(args.config))
+
+
+def _disclosures(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from hub.sar import SAR_FIELDS, sar_rows
+    from hub.store.store import open_store
+
+    async def report() -> list[dict[str, object]]:
+        store = await open_store(Settings().resolved_database_url())
+        try:
+            return await sar_rows(store, upn=args.upn, refid=args.refid)
+        finally:
+            await store.close()
+
+    rows = asyncio.run(report())
+    if args.format == "json":
+        print(
+            json.dumps(
+                {"upn": args.upn, "refid": args.refid, "count": len(rows), "disclosures": rows},
+                default=str,
+                indent=2,
+            )
+        )
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=SAR_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return 0

@@ -6,22 +6,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
 from hub.core.config import HubConfig
-from hub.core.policy import Policy, compile_policy
-from hub.core.ports import BrokerUnavailable
+from hub.core.policy import Policy
+from hub.core.ports import BrokerUnavailable, StoreUnavailable
 from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
+from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
+from hub.pipeline.release import run_releaser
 from hub.settings import Settings
-from hub.sif.schemas import load_schemas
+from hub.sif.schemas import Schemas, load_schemas
 from hub.store.store import SqlStore, open_store
 
 log = logging.getLogger("hub")
+POLICY_REFRESH_SECONDS = 5.0
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PolicyHolder:
+    """The agreements snapshot in force; reloaded after every admin change and every few
+    seconds (lifecycle dates pass, other hub processes change state)."""
+
+    def __init__(self, store: SqlStore, policy: Policy, clock: Clock) -> None:
+        self._store = store
+        self._policy = policy
+        self._clock = clock
+
+    def current(self) -> Policy:
+        return self._policy.at(self._clock())
+
+    async def refresh(self) -> None:
+        self._policy = await load_policy(self._store, self._clock())
 
 
 @dataclass
@@ -33,12 +59,15 @@ class Hub:
     puller: AmqpPuller
     ingest: IngestContext
     dispatch: DispatchContext
-    policy: Policy
+    policies: PolicyHolder
+    schemas: Schemas
+    clock: Clock
+    release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-async def build_hub(settings: Settings, config: HubConfig) -> Hub:
+async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_now) -> Hub:
     """Open the database (migrating it) and the broker; a broker that is down is retried in
     the background while agents keep being acked from the outbox."""
     schemas = load_schemas()
@@ -47,23 +76,47 @@ async def build_hub(settings: Settings, config: HubConfig) -> Hub:
         settings.amqp_url, timeout=settings.publish_timeout_seconds, prefix=config.queue_prefix
     )
     puller = AmqpPuller(settings.amqp_url, timeout=settings.publish_timeout_seconds)
-    policy = compile_policy(config)
-    ingest = IngestContext(store, config, SchoolIndex.of(config), schemas, puller)
+    await sync_config(store, config, schemas.element_paths, clock())
+    policies = PolicyHolder(store, await load_policy(store, clock()), clock)
+    ingest = IngestContext(store, config, SchoolIndex.of(config), schemas, puller, clock)
     dispatch = DispatchContext(
         store,
         publisher,
-        lambda: policy,
+        policies.current,
         config.queue_prefix,
         batch=settings.dispatch_batch,
         idle_seconds=settings.dispatch_idle_seconds,
+        clock=clock,
     )
-    return Hub(settings, config, store, publisher, puller, ingest, dispatch, policy)
+    return Hub(
+        settings, config, store, publisher, puller, ingest, dispatch, policies, schemas, clock
+    )
 
 
 async def start(hub: Hub) -> None:
     """Connect to the broker (or keep trying) and start the dispatcher."""
     hub.tasks.append(asyncio.create_task(_keep_broker(hub), name="broker"))
     hub.tasks.append(asyncio.create_task(run_dispatcher(hub.dispatch, hub.stop), name="dispatch"))
+    hub.tasks.append(
+        asyncio.create_task(run_releaser(hub.dispatch, hub.stop, hub.release_wake), name="release")
+    )
+    hub.tasks.append(asyncio.create_task(_refresh_policy(hub), name="policy"))
+
+
+async def policy_changed(hub: Hub) -> None:
+    """After an admin change: reload the snapshot and re-check held copies at once."""
+    await hub.policies.refresh()
+    hub.release_wake.set()
+
+
+async def _refresh_policy(hub: Hub) -> None:
+    while not hub.stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.stop.wait(), POLICY_REFRESH_SECONDS)
+        try:
+            await hub.policies.refresh()
+        except StoreUnavailable:
+            log.warning("policy.refresh_failed")
 
 
 async def _keep_broker(hub: Hub) -> None:

@@ -12,6 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from hub.core.config import Agent, HubConfig
 
 _HASHER = PasswordHasher()
+# Verified (stored hash -> keyed digest of the secret), shared by every app in the process:
+# argon2 is deliberately slow, so it runs once per agent secret, not once per message.
+_PROCESS_KEY = secrets.token_bytes(32)
+_VERIFIED: dict[str, bytes] = {}
 
 
 def hash_secret(secret: str) -> str:
@@ -19,27 +23,24 @@ def hash_secret(secret: str) -> str:
 
 
 class AgentAuthenticator:
-    """Verifies agent credentials; a verified (agent, secret digest) is remembered so the
-    deliberately slow argon2 check runs once per agent secret, not once per message."""
+    """Verifies agent credentials against the configured argon2 hashes."""
 
     def __init__(self, config: HubConfig) -> None:
         self._config = config
-        self._verified: dict[str, bytes] = {}
-        self._key = secrets.token_bytes(32)
 
     def authenticate(self, user: str, secret: str) -> Agent | None:
         agent = self._config.agent(user)
         if agent is None:
             return None
-        digest = hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
-        known = self._verified.get(agent.id)
+        digest = hmac.new(_PROCESS_KEY, secret.encode(), hashlib.sha256).digest()
+        known = _VERIFIED.get(agent.secret_hash)
         if known is not None and hmac.compare_digest(known, digest):
             return agent
         try:
             _HASHER.verify(agent.secret_hash, secret)
         except (VerificationError, InvalidHashError):
             return None
-        self._verified[agent.id] = digest
+        _VERIFIED[agent.secret_hash] = digest
         return agent
 
 

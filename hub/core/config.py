@@ -8,19 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from hub.core.envelope import Action
-from hub.core.objects import CATALOGUE
+from hub.core.agreements.model import Agreement, Laestab, Strict, Token
 
-Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-Laestab = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")]
 RefId = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
-ElementPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w]*(/[A-Za-z_@][\w]*)*$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class School(Strict):
@@ -51,33 +43,6 @@ class Subscriber(Strict):
     pull_agent: Token | None = Field(
         default=None, description="A SIF agent that drains this queue with SIF_GetMessage"
     )
-
-
-class Rule(Strict):
-    object: str
-    actions: list[Action] = Field(default_factory=lambda: list(Action))
-    include: list[ElementPath] | None = Field(
-        default=None, description="Only these element paths (and keys) leave; None = whole object"
-    )
-    exclude: list[ElementPath] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _known_object(self) -> Self:
-        spec = CATALOGUE.get(self.object)
-        if spec is None:
-            raise ValueError(
-                f"unknown object {self.object!r}; known: {', '.join(sorted(CATALOGUE))}"
-            )
-        if not spec.routable:
-            raise ValueError(f"{self.object} is never routed (it carries credentials)")
-        return self
-
-
-class Agreement(Strict):
-    id: Token
-    title: str = ""
-    recipients: list[Token] = Field(min_length=1)
-    rules: list[Rule] = Field(min_length=1)
 
 
 class HubConfig(Strict):
@@ -137,6 +102,12 @@ def _dangling(cfg: HubConfig) -> list[str]:
         for g in cfg.agreements
         for r in g.recipients
         if r not in subscribers
+    ]
+    out += [
+        f"agreement {g.id!r} names unknown school {s.laestab!r}"
+        for g in cfg.agreements
+        for s in g.schools
+        if s.laestab not in schools
     ]
     out += [
         f"subscriber {s.id!r} names unknown pull_agent {s.pull_agent!r}"

@@ -28,9 +28,34 @@ def _is_prefix(prefix: Path, path: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class ItemRule:
+    """Repeated items at `path` survive only when their attribute (or child) is in `values`."""
+
+    path: Path
+    attribute: str | None
+    child: str | None
+    values: frozenset[str]
+
+    def keeps(self, attribute_value: str | None, child_value: str | None) -> bool:
+        value = attribute_value if self.attribute is not None else child_value
+        return value is not None and value in self.values
+
+
+@dataclass(frozen=True)
 class PathFilter:
     include: frozenset[Path] | None = None
     exclude: frozenset[Path] = frozenset()
+    items: tuple[ItemRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        # An item kept for its child's value (Language with Code=ENG) carries that child:
+        # the value is implied by the filter, and without it a copy could not be checked
+        # (or filtered again) by the same rule.
+        tested = {(*r.path, r.child) for r in self.items if r.child}
+        if self.include is not None:
+            extra = {t for t in tested if any(_is_prefix(t[:-1], i) for i in self.include)}
+            object.__setattr__(self, "include", self.include | extra)
+        object.__setattr__(self, "exclude", self.exclude - tested)
 
     @classmethod
     def of(cls, include: list[str] | None, exclude: list[str] | tuple[str, ...] = ()) -> PathFilter:
@@ -40,7 +65,10 @@ class PathFilter:
     def verdict(self, path: Path) -> Verdict:
         if any(_is_prefix(e, path) for e in self.exclude):
             return Verdict.DROP
-        excluded_below = any(_is_prefix(path, e) for e in self.exclude)
+        # Something below must still be looked at: an exclude, or a value filter on items.
+        excluded_below = any(_is_prefix(path, e) for e in self.exclude) or any(
+            len(r.path) > len(path) and _is_prefix(path, r.path) for r in self.items
+        )
         if self.include is None or any(_is_prefix(i, path) for i in self.include):
             return Verdict.DESCEND if excluded_below else Verdict.KEEP
         if any(_is_prefix(path, i) for i in self.include):
@@ -51,5 +79,8 @@ class PathFilter:
         """True when an element at `path` may appear (whole or as a container) in a copy."""
         return self.verdict(path) is not Verdict.DROP
 
+    def item_rule(self, path: Path) -> ItemRule | None:
+        return next((rule for rule in self.items if rule.path == path), None)
+
     def narrowed(self, extra_exclude: frozenset[Path]) -> PathFilter:
-        return PathFilter(self.include, self.exclude | extra_exclude)
+        return PathFilter(self.include, self.exclude | extra_exclude, self.items)

@@ -1,17 +1,32 @@
 """Who receives which copy of what: the single routing decision every delivery path calls.
 
-`compile_policy` turns configuration into an immutable index once; `decide` is pure and
-cheap, called by dispatch for every object. Default deny: no agreement, no copy.
+`build_policy` turns agreement versions and their runtime state (lifecycle, approvals,
+pupil lists, cohorts, suppressions) into an immutable snapshot once; `decide` is pure and
+cheap, called for every object by dispatch, release (replay) and preview alike.
+Default deny: no live agreement with an approval from the school, no copy.
+Suppression (deceased, adopted, confidential placement) overrides every agreement.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
-from hub.core.config import HubConfig
+from hub.core.agreements.compile import CompiledVersion, condition_paths
+from hub.core.agreements.lifecycle import Standing, standing
+from hub.core.agreements.model import PupilAccess
+from hub.core.agreements.schedule import next_window
+from hub.core.agreements.scope import effective_version, in_cohort, pupil_allowed
 from hub.core.envelope import Action
-from hub.core.objects import CATALOGUE
+from hub.core.objects import CATALOGUE, Subject
 from hub.core.paths import PathFilter
+from hub.core.records import LifecycleRecord
+
+UK = ZoneInfo("Europe/London")
+HOLD_SUSPENDED = "suspended"
+HOLD_SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)
@@ -22,52 +37,144 @@ class Item:
     action: Action
     school: str | None
     subject_refid: str | None = None
+    upn: str | None = None
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Copy:
-    """One entitled recipient and the filter its copy must pass through."""
+    """One entitled recipient, the filter its copy passes through, and whether it waits."""
 
     subscriber: str
     agreement_id: str
     agreement_version: int
     filter: PathFilter
+    lawful_basis: str = ""
+    purpose: str = ""
+    hold: str | None = None
+    release_after: datetime | None = None
 
 
 @dataclass(frozen=True)
-class _Grant:
-    agreement_id: str
-    version: int
-    subscriber: str
-    actions: frozenset[Action]
-    filter: PathFilter
+class AgreementState:
+    versions: tuple[CompiledVersion, ...]  # ascending by number
+    widens: tuple[bool, ...]  # does version i widen version i-1
+    lifecycle: LifecycleRecord
+    approvals: Mapping[str, frozenset[int]] = field(default_factory=dict)  # school -> versions
+    pupils: Mapping[str, PupilAccess] = field(default_factory=dict)  # school -> access
+
+    @property
+    def agreement_id(self) -> str:
+        return self.lifecycle.agreement_id
+
+    def version_for(self, school: str | None, today: date) -> CompiledVersion | None:
+        """The version in force for this school: its approvals, carried over narrowing."""
+        if school is None or school not in self.approvals:
+            return None
+        valid = []
+        for v, widens in zip(self.versions, self.widens, strict=True):
+            if v.spec.valid_from is not None and v.spec.valid_from > today:
+                break  # later versions' widening was judged against this one
+            valid.append((v.version, widens, v))
+        return effective_version(valid, self.approvals[school])
 
 
 @dataclass(frozen=True)
 class Policy:
-    grants: dict[str, tuple[_Grant, ...]] = field(default_factory=dict)
+    agreements: tuple[AgreementState, ...] = ()
+    suppressed: frozenset[str] = frozenset()  # LearnerPersonal RefIds and UPNs
+    cohorts: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    now: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    conditions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def at(self, now: datetime) -> Policy:
+        return replace(self, now=now)
+
+    def standing(self, agreement_id: str) -> Standing | None:
+        state = next((a for a in self.agreements if a.agreement_id == agreement_id), None)
+        return standing(state.lifecycle, self.now) if state else None
 
 
-def compile_policy(config: HubConfig) -> Policy:
-    grants: dict[str, list[_Grant]] = {}
-    for agreement in config.agreements:
-        for rule in agreement.rules:
-            flt = PathFilter.of(rule.include, rule.exclude)
-            for recipient in agreement.recipients:
-                grant = _Grant(agreement.id, 1, recipient, frozenset(rule.actions), flt)
-                grants.setdefault(rule.object, []).append(grant)
-    return Policy({name: tuple(items) for name, items in grants.items()})
+def build_policy(
+    agreements: list[AgreementState],
+    suppressed: frozenset[str] = frozenset(),
+    cohorts: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    now: datetime | None = None,
+) -> Policy:
+    index: dict[str, list[int]] = {}
+    for i, state in enumerate(sorted(agreements, key=lambda a: a.agreement_id)):
+        for name in {n for v in state.versions for n in v.rules}:
+            index.setdefault(name, []).append(i)
+    ordered = tuple(sorted(agreements, key=lambda a: a.agreement_id))
+    versions = [v for a in ordered for v in a.versions]
+    conditions = {name: condition_paths(versions, name) for name in index}
+    return Policy(
+        ordered,
+        suppressed,
+        dict(cohorts or {}),
+        now or datetime.now(UTC),
+        {k: tuple(v) for k, v in index.items()},
+        {k: v for k, v in conditions.items() if v},
+    )
+
+
+def is_suppressed(item: Item, policy: Policy) -> bool:
+    return bool({x for x in (item.subject_refid, item.upn) if x} & policy.suppressed)
 
 
 def decide(item: Item, policy: Policy) -> list[Copy]:
     spec = CATALOGUE.get(item.object_name)
-    if spec is None or not spec.routable:
+    if spec is None or not spec.routable or is_suppressed(item, policy):
         return []
-    seen: set[str] = set()
-    copies = []
-    for grant in policy.grants.get(item.object_name, ()):
-        if item.action not in grant.actions or grant.subscriber in seen:
-            continue
-        seen.add(grant.subscriber)
-        copies.append(Copy(grant.subscriber, grant.agreement_id, grant.version, grant.filter))
-    return copies
+    learner = spec.subject is Subject.LEARNER
+    copies: dict[str, Copy] = {}
+    for i in policy.index.get(item.object_name, ()):
+        for copy in _copies(policy.agreements[i], item, learner, policy):
+            copies.setdefault(copy.subscriber, copy)  # first agreement by id wins
+    return list(copies.values())
+
+
+def _copies(state: AgreementState, item: Item, learner: bool, policy: Policy) -> list[Copy]:
+    now_standing = standing(state.lifecycle, policy.now)
+    if not (now_standing.flows or now_standing.holds):
+        return []
+    version = state.version_for(item.school, policy.now.astimezone(UK).date())
+    rule = version.rules.get(item.object_name) if version else None
+    if version is None or rule is None or item.action not in rule.actions:
+        return []
+    if not rule.matches(dict(item.values)):
+        return []
+    access = state.pupils.get(item.school or "", PupilAccess())
+    if learner and not pupil_allowed(access, item.subject_refid, item.upn):
+        return []
+    hold, release = _hold(version, now_standing, policy.now)
+    basis = version.spec.lawful_basis.describe()
+    return [
+        Copy(
+            recipient,
+            version.agreement_id,
+            version.version,
+            rule.filter,
+            basis,
+            version.spec.purpose,
+            hold,
+            release,
+        )
+        for recipient in version.spec.recipients
+        if not (learner and version.spec.cohort)
+        or in_cohort(
+            policy.cohorts.get((recipient, version.spec.cohort), frozenset()),
+            item.subject_refid,
+            item.upn,
+        )
+    ]
+
+
+def _hold(
+    version: CompiledVersion, now_standing: Standing, now: datetime
+) -> tuple[str | None, datetime | None]:
+    if now_standing.holds:
+        return HOLD_SUSPENDED, None
+    window = next_window(version.spec.schedule, now)
+    return (HOLD_SCHEDULE, window) if window is not None else (None, None)

@@ -10,14 +10,20 @@ from datetime import datetime
 from typing import Protocol
 
 from hub.core.records import (
+    AgreementVersionRecord,
+    ApprovalRecord,
     AuditRecord,
     DisclosureRecord,
+    HeldRecord,
+    LifecycleRecord,
     MessageRecord,
     OutboxRecord,
     PacketRecord,
+    PupilAccessRecord,
     Registration,
     RejectionRecord,
     Stats,
+    SuppressionRecord,
 )
 
 
@@ -27,6 +33,10 @@ class StoreUnavailable(Exception):
 
 class DuplicateMessage(Exception):
     """The (agent, SIF_MsgId) pair was already accepted: the repeat must not be routed."""
+
+
+class AlreadyExists(Exception):
+    """A row with that identity exists (e.g. an agreement version number already used)."""
 
 
 class BrokerUnavailable(Exception):
@@ -56,10 +66,53 @@ class Tx(Protocol):
         self, limit: int, now: datetime, lease_seconds: float
     ) -> list[OutboxRecord]: ...
     async def complete_outbox(
-        self, outbox_ids: Sequence[str], disclosures: Sequence[DisclosureRecord]
+        self,
+        outbox_ids: Sequence[str],
+        disclosures: Sequence[DisclosureRecord],
+        held: Sequence[HeldRecord] = (),
     ) -> None: ...
     async def retry_outbox(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None: ...
     async def stats(self) -> Stats: ...
+    async def outbox_item(self, outbox_id: str) -> OutboxRecord | None: ...
+    async def learner_upns(self, refids: Sequence[str]) -> dict[str, str]: ...
+
+    # agreements: versions are immutable; lifecycle and pupil access are replaced
+    async def agreement_versions(
+        self, agreement_id: str | None = None
+    ) -> list[AgreementVersionRecord]: ...
+    async def add_agreement_version(self, record: AgreementVersionRecord) -> None:
+        """Raises AlreadyExists when (agreement_id, version) is taken."""
+        ...
+
+    async def lifecycles(self) -> list[LifecycleRecord]: ...
+    async def save_lifecycle(self, record: LifecycleRecord) -> None: ...
+    async def approvals(self, agreement_id: str | None = None) -> list[ApprovalRecord]: ...
+    async def add_approval(self, record: ApprovalRecord) -> None: ...
+    async def pupil_access(self, agreement_id: str | None = None) -> list[PupilAccessRecord]: ...
+    async def save_pupil_access(self, record: PupilAccessRecord) -> None: ...
+
+    # cohorts supplied by recipient services; suppressed learners
+    async def cohorts(self) -> dict[tuple[str, str], frozenset[str]]: ...
+    async def replace_cohort(
+        self, subscriber: str, cohort: str, members: Sequence[str]
+    ) -> None: ...
+    async def suppressions(self, active_only: bool = True) -> list[SuppressionRecord]: ...
+    async def add_suppression(self, record: SuppressionRecord) -> None: ...
+    async def lift_suppression(
+        self, suppression_id: str, at: datetime, by: str, reason: str
+    ) -> bool: ...
+
+    # copies held for a delivery window or a suspension
+    async def due_held(self, now: datetime, limit: int) -> list[HeldRecord]: ...
+    async def decide_held(self, agreement_id: str, decision: str) -> int: ...
+    async def settle_held(self, held_ids: Sequence[str], outcome: str, at: datetime) -> None: ...
+    async def held_summary(self) -> dict[str, dict[str, int]]: ...
+
+    # disclosure log and subject access
+    async def disclosures_for(
+        self, *, upn: str | None = None, refid: str | None = None, limit: int = 10_000
+    ) -> list[DisclosureRecord]: ...
+    async def acknowledge(self, copy_msg_ids: Sequence[str], at: datetime) -> int: ...
 
 
 class Store(Protocol):

@@ -58,6 +58,11 @@ class DisclosureRecord:
     school: str | None
     subject_refid: str | None
     published_at: datetime
+    upn: str | None = None
+    lawful_basis: str = ""
+    purpose: str = ""
+    paths: tuple[str, ...] = ()
+    acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -111,3 +116,84 @@ class Stats:
     routed: dict[str, int]
     delivered: dict[str, int]
     pending: int
+
+
+# --- agreements (issue: agreements engine) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementVersionRecord:
+    """One immutable version of an agreement; `body` is the validated spec as JSON data."""
+
+    agreement_id: str
+    version: int
+    body: dict[str, Any]
+    created_at: datetime
+    created_by: str
+    widens: bool
+
+
+@dataclass(frozen=True)
+class LifecycleRecord:
+    """Where an agreement stands (one row per agreement, replaced on every transition)."""
+
+    agreement_id: str
+    status: str  # draft | live | suspended | terminating | terminated
+    reason: str
+    changed_at: datetime
+    changed_by: str
+    suspended_until: datetime | None = None
+    notice_effective: datetime | None = None
+    review_due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """A school's timestamped receipt: who approved which version of an agreement."""
+
+    agreement_id: str
+    laestab: str
+    version: int
+    approved_by: str
+    approved_at: datetime
+
+
+@dataclass(frozen=True)
+class PupilAccessRecord:
+    agreement_id: str
+    laestab: str
+    mode: str  # all | all_except | only
+    learners: tuple[str, ...]
+    changed_at: datetime
+    changed_by: str
+
+
+@dataclass(frozen=True)
+class SuppressionRecord:
+    """A learner whose records must never leave (deceased, adopted, confidential placement)."""
+
+    id: str
+    learner: str  # LearnerPersonal RefId or UPN
+    reason: str
+    created_at: datetime
+    created_by: str
+    lifted_at: datetime | None = None
+    lifted_by: str | None = None
+    lift_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """A copy decided but not yet released: waiting for a delivery window, or held while its
+    agreement is suspended (released or discarded by an explicit decision)."""
+
+    id: str
+    outbox_id: str
+    subscriber: str
+    agreement_id: str
+    reason: str  # schedule | suspended
+    held_at: datetime
+    release_after: datetime | None = None
+    decision: str | None = None  # release | discard, for suspended holds
+    settled_at: datetime | None = None
+    outcome: str | None = None  # released | discarded | dropped

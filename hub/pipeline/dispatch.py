@@ -2,26 +2,31 @@
 
 Claims outbox rows, asks the policy who may receive each object, cuts each copy down with
 the one filter, publishes all copies with pipelined confirms, and only then records the
-disclosures and marks the rows done, in one transaction. A crash between confirm and
-commit re-sends the same copies (same message ids): delivery is at-least-once.
+disclosures (and any copies held for a window or a suspension) and marks the rows done, in
+one transaction. A crash between confirm and commit re-sends the same copies (same message
+ids): delivery is at-least-once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from lxml import etree
 
 from hub.core import naming
 from hub.core.envelope import HUB_VERSION
 from hub.core.policy import Copy, Item, Policy, decide
 from hub.core.ports import BrokerUnavailable, Outgoing, Publisher, Store, StoreUnavailable
-from hub.core.records import DisclosureRecord, OutboxRecord
+from hub.core.records import DisclosureRecord, HeldRecord, OutboxRecord
 from hub.core.retry import RetryPolicy, compute_backoff
 from hub.sif.build import copy_msg_id, event_copy
-from hub.sif.filter import apply_filter
+from hub.sif.facts import values_at
+from hub.sif.filter import apply_filter, released_paths
 from hub.sif.parse import parse_trusted
 
 log = logging.getLogger("hub.dispatch")
@@ -42,99 +47,141 @@ class DispatchContext:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class Release:
+    """One copy ready to go: what is published and what the disclosure log records."""
+
+    copy: Copy
+    outgoing: Outgoing
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Planned:
     item: OutboxRecord
-    copies: list[tuple[Copy, Outgoing]]
+    releases: list[Release]
+    held: list[Copy]
 
 
-def plan(item: OutboxRecord, policy: Policy, prefix: str = naming.PREFIX) -> _Planned:
-    """Decide and build every copy of one object (pure apart from XML work)."""
-    copies = decide(Item(item.object_name, item.action, item.school, item.subject_refid), policy)
-    if not copies:
-        return _Planned(item, [])
-    element = parse_trusted(item.object_xml)
-    return _Planned(item, [(copy, _outgoing(item, copy, element, prefix)) for copy in copies])
+def item_of(
+    record: OutboxRecord, upn: str | None, element: etree._Element | None, policy: Policy
+) -> Item:
+    paths = policy.conditions.get(record.object_name, frozenset())
+    values = values_at(element, paths) if element is not None and paths else {}
+    return Item(record.object_name, record.action, record.school, record.subject_refid, upn, values)
 
 
-def _outgoing(item: OutboxRecord, copy: Copy, element: object, prefix: str) -> Outgoing:
-    msg_id = copy_msg_id(item.id, copy.subscriber)
-    filtered = apply_filter(element, copy.filter)  # type: ignore[arg-type]
+def release(record: OutboxRecord, copy: Copy, element: etree._Element, prefix: str) -> Release:
+    """Cut the copy down with the one filter and wrap it for its subscriber's queue."""
+    msg_id = copy_msg_id(record.id, copy.subscriber)
+    filtered = apply_filter(element, copy.filter)
     body = event_copy(
-        HUB_VERSION, item.source_agent, msg_id, item.object_name, item.action.value, filtered
+        HUB_VERSION, record.source_agent, msg_id, record.object_name, record.action.value, filtered
     )
     headers = {
-        naming.H_MESSAGE_ID: item.message_id,
-        naming.H_ZONE: item.zone,
-        naming.H_OBJECT: item.object_name,
-        naming.H_ACTION: item.action.value,
-        naming.H_SOURCE: item.source_agent,
-        naming.H_SCHOOL: item.school or "",
+        naming.H_MESSAGE_ID: record.message_id,
+        naming.H_ZONE: record.zone,
+        naming.H_OBJECT: record.object_name,
+        naming.H_ACTION: record.action.value,
+        naming.H_SOURCE: record.source_agent,
+        naming.H_SCHOOL: record.school or "",
         naming.H_AGREEMENT: copy.agreement_id,
         naming.H_AGREEMENT_VERSION: str(copy.agreement_version),
         naming.H_SUBSCRIBER: copy.subscriber,
     }
-    return Outgoing(naming.subscriber_queue(copy.subscriber, prefix), body, msg_id, headers)
+    outgoing = Outgoing(naming.subscriber_queue(copy.subscriber, prefix), body, msg_id, headers)
+    return Release(copy, outgoing, tuple(released_paths(filtered)))
+
+
+def plan(
+    record: OutboxRecord, policy: Policy, upn: str | None, prefix: str = naming.PREFIX
+) -> Planned:
+    element = parse_trusted(record.object_xml)
+    copies = decide(item_of(record, upn, element, policy), policy)
+    ready = [c for c in copies if c.hold is None]
+    held = [c for c in copies if c.hold is not None]
+    return Planned(record, [release(record, c, element, prefix) for c in ready], held)
+
+
+def disclosure(
+    record: OutboxRecord, rel: Release, upn: str | None, at: datetime
+) -> DisclosureRecord:
+    return DisclosureRecord(
+        outbox_id=record.id,
+        message_id=record.message_id,
+        copy_msg_id=rel.outgoing.message_id,
+        subscriber=rel.copy.subscriber,
+        agreement_id=rel.copy.agreement_id,
+        agreement_version=rel.copy.agreement_version,
+        object_name=record.object_name,
+        action=record.action,
+        school=record.school,
+        subject_refid=record.subject_refid,
+        published_at=at,
+        upn=upn,
+        lawful_basis=rel.copy.lawful_basis,
+        purpose=rel.copy.purpose,
+        paths=rel.paths,
+    )
+
+
+def held_record(record: OutboxRecord, copy: Copy, at: datetime) -> HeldRecord:
+    return HeldRecord(
+        uuid.uuid4().hex,
+        record.id,
+        copy.subscriber,
+        copy.agreement_id,
+        copy.hold or "",
+        at,
+        copy.release_after,
+    )
 
 
 async def dispatch_once(ctx: DispatchContext) -> int:
     """Route one batch; returns how many outbox rows were claimed."""
-    now = ctx.clock()
     async with ctx.store.transaction() as tx:
-        items = await tx.claim_outbox(ctx.batch, now, ctx.lease_seconds)
+        items = await tx.claim_outbox(ctx.batch, ctx.clock(), ctx.lease_seconds)
+        upns = await tx.learner_upns([i.subject_refid for i in items if i.subject_refid])
     if not items:
         return 0
     policy = ctx.policy()
-    planned = [plan(item, policy, ctx.queue_prefix) for item in items]
-    outgoing = [out for p in planned for _, out in p.copies]
+    planned = [plan(i, policy, upns.get(i.subject_refid or ""), ctx.queue_prefix) for i in items]
+    outgoing = [r.outgoing for p in planned for r in p.releases]
     results = await ctx.publisher.publish_batch(outgoing) if outgoing else []
-    await _settle(ctx, planned, results)
+    await _settle(ctx, planned, results, upns)
     return len(items)
 
 
 async def _settle(
-    ctx: DispatchContext, planned: list[_Planned], results: list[Exception | None]
+    ctx: DispatchContext,
+    planned: list[Planned],
+    results: list[Exception | None],
+    upns: dict[str, str],
 ) -> None:
-    done, disclosures, failed = [], [], []
+    done, disclosures, held, failed = [], [], [], []
     cursor = 0
-    published_at = ctx.clock()
+    at = ctx.clock()
     for p in planned:
-        outcome = results[cursor : cursor + len(p.copies)]
-        cursor += len(p.copies)
+        outcome = results[cursor : cursor + len(p.releases)]
+        cursor += len(p.releases)
         errors = [r for r in outcome if r is not None]
         if errors:
             failed.append((p.item, errors[0]))
             continue
+        upn = upns.get(p.item.subject_refid or "")
         done.append(p.item.id)
-        disclosures += [_disclosure(p.item, copy, out, published_at) for copy, out in p.copies]
+        disclosures += [disclosure(p.item, r, upn, at) for r in p.releases]
+        held += [held_record(p.item, c, at) for c in p.held]
     async with ctx.store.transaction() as tx:
-        await tx.complete_outbox(done, disclosures)
+        await tx.complete_outbox(done, disclosures, held)
         for item, error in failed:
             delay = compute_backoff(item.attempts, ctx.retry)
-            await tx.retry_outbox(
-                item.id, published_at + timedelta(seconds=delay), type(error).__name__
-            )
+            await tx.retry_outbox(item.id, at + timedelta(seconds=delay), type(error).__name__)
     if failed:
         log.warning(
             "dispatch.publish_failed rows=%d first_error=%s",
             len(failed),
             type(failed[0][1]).__name__,
         )
-
-
-def _disclosure(item: OutboxRecord, copy: Copy, out: Outgoing, at: datetime) -> DisclosureRecord:
-    return DisclosureRecord(
-        outbox_id=item.id,
-        message_id=item.message_id,
-        copy_msg_id=out.message_id,
-        subscriber=copy.subscriber,
-        agreement_id=copy.agreement_id,
-        agreement_version=copy.agreement_version,
-        object_name=item.object_name,
-        action=item.action,
-        school=item.school,
-        subject_refid=item.subject_refid,
-        published_at=at,
-    )
 
 
 async def run_dispatcher(ctx: DispatchContext, stop: asyncio.Event) -> None:
@@ -148,15 +195,15 @@ async def run_dispatcher(ctx: DispatchContext, stop: asyncio.Event) -> None:
         except (StoreUnavailable, BrokerUnavailable) as exc:
             failures += 1
             log.warning("dispatch.unavailable error=%s attempt=%d", type(exc).__name__, failures)
-            await _sleep(ctx, stop, compute_backoff(failures, ctx.retry))
+            await sleep_or_wake(ctx.wake, stop, compute_backoff(failures, ctx.retry))
             continue
         if claimed < ctx.batch:
-            await _sleep(ctx, stop, ctx.idle_seconds)
+            await sleep_or_wake(ctx.wake, stop, ctx.idle_seconds)
 
 
-async def _sleep(ctx: DispatchContext, stop: asyncio.Event, seconds: float) -> None:
-    """Wait up to `seconds`, waking early when ingest signals new work or on stop."""
-    waiters = [asyncio.ensure_future(ctx.wake.wait()), asyncio.ensure_future(stop.wait())]
+async def sleep_or_wake(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Wait up to `seconds`, waking early when new work is signalled or on stop."""
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
     _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()

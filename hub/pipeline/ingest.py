@@ -457,13 +457,16 @@ async def _get_message(ctx: _Ctx) -> bytes:
 
 
 async def _ack(ctx: _Ctx) -> bytes:
-    """A pull-mode agent acknowledges the message it was handed."""
+    """A pull-mode agent acknowledges the message it was handed; the disclosure log
+    records that the recipient has it."""
     _, original = read_ack(ctx.sniffed.body)
     queue = _pull_queue(ctx)
     if queue is None or not await ctx.hub.pull.ack(queue, original):
         raise generic_error(
             Generic.NO_SUCH_MESSAGE, f"No delivered message {original} awaits an ack"
         )
+    async with ctx.hub.store.transaction() as tx:
+        await tx.acknowledge([original], ctx.hub.clock())
     return ctx.ok()
 
 

@@ -48,3 +48,8 @@ def object_facts(element: etree._Element, spec: ObjectSpec) -> ObjectFacts:
     return ObjectFacts(
         _first(element, spec.subject_ref), refids, laestabs, _first(element, spec.upn)
     )
+
+
+def values_at(element: etree._Element, paths: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    """The text values at each path, for agreement conditions such as AttendanceDomain."""
+    return {path: tuple(_values(element, path)) for path in paths}

@@ -25,12 +25,27 @@ def _prune(parent: etree._Element, path: Path, flt: PathFilter) -> None:
     for child in list(parent.iterchildren(tag=etree.Element)):
         child_path = (*path, local_name(child.tag))
         verdict = flt.verdict(child_path)
-        if verdict is Verdict.DROP:
+        if verdict is Verdict.DROP or not _item_kept(child, child_path, flt):
             parent.remove(child)
         elif verdict is Verdict.DESCEND:
             _prune(child, child_path, flt)
             if len(child) == 0 and not (child.text or "").strip():
                 parent.remove(child)  # a container whose allowed content is absent
+
+
+def _item_kept(element: etree._Element, path: Path, flt: PathFilter) -> bool:
+    rule = flt.item_rule(path)
+    if rule is None:
+        return True
+    attribute = element.get(rule.attribute) if rule.attribute else None
+    child = None
+    if rule.child:
+        found = next(
+            (c for c in element.iterchildren(tag=etree.Element) if local_name(c.tag) == rule.child),
+            None,
+        )
+        child = (found.text or "").strip() if found is not None else None
+    return rule.keeps(attribute, child)
 
 
 def released_paths(element: etree._Element) -> list[str]:

@@ -35,7 +35,19 @@ def parse_untrusted(body: bytes) -> etree._Element:
         raise xml_error(
             Xml.NOT_WELL_FORMED, "Message is not well-formed XML", f"line {line}: {exc.msg}"
         ) from None
+    if _has_dtd(root):  # the byte scan misses UTF-16/32 bodies; entities stay unexpanded
+        raise xml_error(Xml.GENERIC, "DOCTYPE and entity declarations are not accepted")
     return root
+
+
+def _has_dtd(root: etree._Element) -> bool:
+    info = root.getroottree().docinfo
+    return bool(
+        getattr(info, "doctype", "")  # not in lxml-stubs
+        or info.internalDTD is not None
+        or info.system_url
+        or next(root.iter(etree.Entity), None) is not None
+    )
 
 
 def parse_trusted(data: bytes) -> etree._Element:

@@ -418,8 +418,11 @@ class _Variant:
 
     def problems(self, root: etree._Element) -> list[_Problem]:
         with self.lock:
-            if self.schema.validate(root):
-                return []
+            try:
+                if self.schema.validate(root):
+                    return []
+            except etree.XMLSchemaValidateError:  # libxml2 gave up; still the sender's XML
+                return [_Problem(Xml.INVALID, "/", "the document could not be validated", 0)]
             entries = list(cast(Iterable[_LogEntry], self.schema.error_log))
         return [self._problem(root, entry) for entry in entries]
 

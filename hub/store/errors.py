@@ -15,9 +15,15 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
 
 # The pipeline owns these exceptions (hub.core.ports); the store raises them.
-from hub.core.ports import DuplicateMessage, StoreUnavailable
+from hub.core.ports import AlreadyExists, DuplicateMessage, StoreUnavailable
 
-__all__ = ["DuplicateMessage", "StoreUnavailable", "is_unavailable", "unavailable_as_store_error"]
+__all__ = [
+    "AlreadyExists",
+    "DuplicateMessage",
+    "StoreUnavailable",
+    "is_unavailable",
+    "unavailable_as_store_error",
+]
 
 # SQLite primary result codes: busy, locked, nomem, readonly, ioerr, corrupt, full,
 # cantopen, protocol, notadb.

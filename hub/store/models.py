@@ -8,6 +8,9 @@ Design notes:
   partial index over the rows not yet done, so claiming and counting pending rows stays
   cheap however many done rows accumulate.
 - All datetimes are timezone-aware UTC (see hub.store.types.UtcDateTime).
+- Agreements (0002): versions are immutable rows; lifecycle and pupil access are one row
+  per key, replaced. Held copies keep only a reference to their outbox row; small partial
+  indexes over the unsettled rows keep the dispatcher's polling cheap as settled rows pile up.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ class DisclosureRow(HubTable, table=True):
     )
     outbox_id: str = Field(sa_column=_col(String(32), index=True))
     message_id: str = Field(sa_column=_col(String(32)))
-    copy_msg_id: str = Field(sa_column=_col(String))
+    copy_msg_id: str = Field(sa_column=_col(String, index=True))
     subscriber: str = Field(sa_column=_col(String, index=True))
     agreement_id: str = Field(sa_column=_col(String))
     agreement_version: int = Field(sa_column=_col(Integer))
@@ -129,6 +132,17 @@ class DisclosureRow(HubTable, table=True):
         default=None, sa_column=_col(String, nullable=True, index=True)
     )
     published_at: datetime = Field(sa_column=_col(UtcDateTime))
+    # 0002: the subject access record. `upn` may be unknown when the copy left (found then
+    # through learners.refid); copy_msg_id is indexed for the recipient's acknowledgement.
+    upn: str | None = Field(default=None, sa_column=_col(String, nullable=True, index=True))
+    lawful_basis: str = Field(default="", sa_column=_col(String, server_default=text("''")))
+    purpose: str = Field(default="", sa_column=_col(String, server_default=text("''")))
+    paths: list[str] = Field(
+        default_factory=list, sa_column=_col(Json, server_default=text("'[]'"))
+    )
+    acknowledged_at: datetime | None = Field(
+        default=None, sa_column=_col(UtcDateTime, nullable=True)
+    )
 
 
 class AuditRow(HubTable, table=True):
@@ -196,6 +210,123 @@ class LearnerRow(HubTable, table=True):
     updated_at: datetime = Field(sa_column=_col(UtcDateTime))
 
 
+# -- agreements (0002) -------------------------------------------------------------------
+
+
+class AgreementVersionRow(HubTable, table=True):
+    """One immutable version of an agreement (never updated; a change is a new version)."""
+
+    __tablename__ = "agreement_versions"
+
+    agreement_id: str = Field(sa_column=_col(String, primary_key=True))
+    version: int = Field(sa_column=_col(Integer, primary_key=True, autoincrement=False))
+    body: dict[str, Any] = Field(sa_column=_col(Json))
+    created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    created_by: str = Field(sa_column=_col(String))
+    widens: bool = Field(sa_column=_col(Boolean))
+
+
+class LifecycleRow(HubTable, table=True):
+    __tablename__ = "agreement_lifecycle"
+
+    agreement_id: str = Field(sa_column=_col(String, primary_key=True))
+    status: str = Field(sa_column=_col(String))
+    reason: str = Field(sa_column=_col(String))
+    changed_at: datetime = Field(sa_column=_col(UtcDateTime))
+    changed_by: str = Field(sa_column=_col(String))
+    suspended_until: datetime | None = Field(
+        default=None, sa_column=_col(UtcDateTime, nullable=True)
+    )
+    notice_effective: datetime | None = Field(
+        default=None, sa_column=_col(UtcDateTime, nullable=True)
+    )
+    review_due: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+
+
+class ApprovalRow(HubTable, table=True):
+    """A school's receipt; the first approval of a version is the one kept."""
+
+    __tablename__ = "agreement_approvals"
+
+    # The key is the uniqueness: one receipt per school and version.
+    agreement_id: str = Field(sa_column=_col(String, primary_key=True))
+    laestab: str = Field(sa_column=_col(String, primary_key=True))
+    version: int = Field(sa_column=_col(Integer, primary_key=True, autoincrement=False))
+    approved_by: str = Field(sa_column=_col(String))
+    approved_at: datetime = Field(sa_column=_col(UtcDateTime))
+
+
+class PupilAccessRow(HubTable, table=True):
+    __tablename__ = "pupil_access"
+
+    agreement_id: str = Field(sa_column=_col(String, primary_key=True))
+    laestab: str = Field(sa_column=_col(String, primary_key=True))
+    mode: str = Field(sa_column=_col(String))
+    learners: list[str] = Field(default_factory=list, sa_column=_col(Json))
+    changed_at: datetime = Field(sa_column=_col(UtcDateTime))
+    changed_by: str = Field(sa_column=_col(String))
+
+
+class CohortMemberRow(HubTable, table=True):
+    """One learner of a cohort a recipient service supplied (the set is replaced whole)."""
+
+    __tablename__ = "cohort_members"
+
+    subscriber: str = Field(sa_column=_col(String, primary_key=True))
+    cohort: str = Field(sa_column=_col(String, primary_key=True))
+    member: str = Field(sa_column=_col(String, primary_key=True))
+
+
+class SuppressionRow(HubTable, table=True):
+    __tablename__ = "suppressions"
+
+    id: str = Field(sa_column=_col(String, primary_key=True))
+    learner: str = Field(sa_column=_col(String, index=True))
+    reason: str = Field(sa_column=_col(String))
+    created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    created_by: str = Field(sa_column=_col(String))
+    lifted_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    lifted_by: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+    lift_reason: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+
+
+# Partial-index predicates, shared with the repository's queries (which must match them
+# for the planner to use the index).
+HELD_UNSETTLED = "settled_at IS NULL"
+HELD_SCHEDULED = "settled_at IS NULL AND reason = 'schedule'"
+HELD_RELEASED = "settled_at IS NULL AND decision = 'release'"
+
+
+def _partial(name: str, *columns: str, where: str) -> Index:
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
+
+class HeldCopyRow(HubTable, table=True):
+    """A copy decided but not yet released. No foreign key to outbox: like disclosures,
+    the row must outlive retention deleting the message it came from."""
+
+    __tablename__ = "held_copies"
+    __table_args__ = (
+        # Unsettled rows per agreement and reason: decide_held, held_summary.
+        _partial("ix_held_copies_unsettled", "agreement_id", "reason", where=HELD_UNSETTLED),
+        # Waiting for a delivery window, by when it opens: due_held.
+        _partial("ix_held_copies_scheduled", "release_after", where=HELD_SCHEDULED),
+        # Suspended copies a decision released, oldest first: due_held.
+        _partial("ix_held_copies_released", "held_at", where=HELD_RELEASED),
+    )
+
+    id: str = Field(sa_column=_col(String, primary_key=True))
+    outbox_id: str = Field(sa_column=_col(String(32)))
+    subscriber: str = Field(sa_column=_col(String))
+    agreement_id: str = Field(sa_column=_col(String))
+    reason: str = Field(sa_column=_col(String))
+    held_at: datetime = Field(sa_column=_col(UtcDateTime))
+    release_after: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    decision: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+    settled_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    outcome: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+
+
 def table(model: type[HubTable]) -> Table:
     """The Core Table behind a model (the repository speaks Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -211,3 +342,10 @@ rejections = table(RejectionRow)
 registrations = table(RegistrationRow)
 response_packets = table(ResponsePacketRow)
 learners = table(LearnerRow)
+agreement_versions = table(AgreementVersionRow)
+agreement_lifecycle = table(LifecycleRow)
+agreement_approvals = table(ApprovalRow)
+pupil_access = table(PupilAccessRow)
+cohort_members = table(CohortMemberRow)
+suppressions = table(SuppressionRow)
+held_copies = table(HeldCopyRow)

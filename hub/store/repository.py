@@ -7,11 +7,22 @@ moves hundreds of rows per batch and needs no identity map.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Executable, Select, Table, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    Table,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Row
@@ -19,25 +30,38 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.envelope import Action
 from hub.core.records import (
+    AgreementVersionRecord,
+    ApprovalRecord,
     AuditRecord,
     DisclosureRecord,
+    HeldRecord,
+    LifecycleRecord,
     MessageRecord,
     OutboxRecord,
     PacketRecord,
+    PupilAccessRecord,
     Registration,
     RejectionRecord,
     Stats,
+    SuppressionRecord,
 )
-from hub.store.errors import DuplicateMessage, unavailable_as_store_error
+from hub.store.errors import AlreadyExists, DuplicateMessage, unavailable_as_store_error
 from hub.store.models import (
     LAST_ERROR_MAX,
+    agreement_approvals,
+    agreement_lifecycle,
+    agreement_versions,
     audit,
+    cohort_members,
+    held_copies,
     learners,
     messages,
     outbox,
+    pupil_access,
     registrations,
     rejections,
     response_packets,
+    suppressions,
 )
 from hub.store.models import (
     disclosures as disclosure_table,
@@ -47,6 +71,11 @@ from hub.store.models import (
 AnyRow = Row[*tuple[Any, ...]]
 AnyResult = CursorResult[*tuple[Any, ...]]
 _REGISTRATION_KEY = ("agent_id", "zone")
+_LIFECYCLE_KEY = ("agreement_id",)
+_PUPIL_ACCESS_KEY = ("agreement_id", "laestab")
+# Values per IN (...) list: well under SQLite's and asyncpg's 32,767 bind parameters.
+IN_CHUNK = 500
+HELD_DECISIONS = frozenset({"release", "discard"})
 
 
 def utcnow() -> datetime:
@@ -130,11 +159,18 @@ class SqlTx:
         return query.with_for_update(skip_locked=True) if self._postgres else query
 
     async def complete_outbox(
-        self, outbox_ids: Sequence[str], disclosures: Sequence[DisclosureRecord]
+        self,
+        outbox_ids: Sequence[str],
+        disclosures: Sequence[DisclosureRecord],
+        held: Sequence[HeldRecord] = (),
     ) -> None:
+        """Record what left and what is held back, and mark the rows done, all in this
+        transaction: a crash can neither lose a held copy nor route its object twice."""
         if disclosures:
             rows = [_disclosure_values(record) for record in disclosures]
             await self._execute(disclosure_table.insert(), rows)
+        if held:
+            await self._execute(held_copies.insert(), [_held_values(record) for record in held])
         if outbox_ids:
             statement = (
                 update(outbox)
@@ -155,6 +191,11 @@ class SqlTx:
             )
         )
         await self._execute(statement)
+
+    async def outbox_item(self, outbox_id: str) -> OutboxRecord | None:
+        query = select(outbox).where(outbox.c.id == outbox_id)
+        row = (await self._execute(query)).first()
+        return None if row is None else _outbox_record(row)
 
     # -- audit and rejections ---------------------------------------------------------
 
@@ -259,6 +300,270 @@ class SqlTx:
         school = (await self._execute(query)).scalar_one_or_none()
         return None if school is None else str(school)
 
+    async def learner_upns(self, refids: Sequence[str]) -> dict[str, str]:
+        """{refid: UPN} for the refids whose UPN is known; unknown refids are left out."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(refids):
+            query = select(learners.c.refid, learners.c.upn).where(
+                learners.c.refid.in_(chunk), learners.c.upn.is_not(None)
+            )
+            found.update({row.refid: row.upn for row in (await self._execute(query)).all()})
+        return found
+
+    # -- agreements -------------------------------------------------------------------
+
+    async def agreement_versions(
+        self, agreement_id: str | None = None
+    ) -> list[AgreementVersionRecord]:
+        query = select(agreement_versions).order_by(
+            agreement_versions.c.agreement_id, agreement_versions.c.version
+        )
+        if agreement_id is not None:
+            query = query.where(agreement_versions.c.agreement_id == agreement_id)
+        return [_agreement_version(row) for row in (await self._execute(query)).all()]
+
+    async def add_agreement_version(self, record: AgreementVersionRecord) -> None:
+        # As add_message: ON CONFLICT keeps the transaction usable after a refusal.
+        statement = (
+            self._insert(agreement_versions)
+            .values(
+                agreement_id=record.agreement_id,
+                version=record.version,
+                body=dict(record.body),
+                created_at=record.created_at,
+                created_by=record.created_by,
+                widens=record.widens,
+            )
+            .on_conflict_do_nothing(index_elements=["agreement_id", "version"])
+        )
+        if (await self._execute(statement)).rowcount == 0:
+            raise AlreadyExists(f"agreement {record.agreement_id} v{record.version} exists")
+
+    async def lifecycles(self) -> list[LifecycleRecord]:
+        query = select(agreement_lifecycle).order_by(agreement_lifecycle.c.agreement_id)
+        return [_lifecycle(row) for row in (await self._execute(query)).all()]
+
+    async def save_lifecycle(self, record: LifecycleRecord) -> None:
+        values = {
+            "agreement_id": record.agreement_id,
+            "status": record.status,
+            "reason": record.reason,
+            "changed_at": record.changed_at,
+            "changed_by": record.changed_by,
+            "suspended_until": record.suspended_until,
+            "notice_effective": record.notice_effective,
+            "review_due": record.review_due,
+        }
+        await self._upsert(agreement_lifecycle, values, _LIFECYCLE_KEY)
+
+    async def approvals(self, agreement_id: str | None = None) -> list[ApprovalRecord]:
+        table = agreement_approvals
+        query = select(table).order_by(
+            table.c.approved_at, table.c.agreement_id, table.c.laestab, table.c.version
+        )
+        if agreement_id is not None:
+            query = query.where(table.c.agreement_id == agreement_id)
+        return [_approval(row) for row in (await self._execute(query)).all()]
+
+    async def add_approval(self, record: ApprovalRecord) -> None:
+        """Idempotent: a repeated approval of the same version keeps the first receipt."""
+        statement = (
+            self._insert(agreement_approvals)
+            .values(
+                agreement_id=record.agreement_id,
+                laestab=record.laestab,
+                version=record.version,
+                approved_by=record.approved_by,
+                approved_at=record.approved_at,
+            )
+            .on_conflict_do_nothing(index_elements=["agreement_id", "laestab", "version"])
+        )
+        await self._execute(statement)
+
+    async def pupil_access(self, agreement_id: str | None = None) -> list[PupilAccessRecord]:
+        query = select(pupil_access).order_by(pupil_access.c.agreement_id, pupil_access.c.laestab)
+        if agreement_id is not None:
+            query = query.where(pupil_access.c.agreement_id == agreement_id)
+        return [_pupil_access(row) for row in (await self._execute(query)).all()]
+
+    async def save_pupil_access(self, record: PupilAccessRecord) -> None:
+        values = {
+            "agreement_id": record.agreement_id,
+            "laestab": record.laestab,
+            "mode": record.mode,
+            "learners": list(record.learners),
+            "changed_at": record.changed_at,
+            "changed_by": record.changed_by,
+        }
+        await self._upsert(pupil_access, values, _PUPIL_ACCESS_KEY)
+
+    async def _upsert(self, table: Table, values: dict[str, Any], key: Sequence[str]) -> None:
+        statement = self._insert(table).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={name: statement.excluded[name] for name in values if name not in key},
+        )
+        await self._execute(statement)
+
+    # -- cohorts and suppressions -----------------------------------------------------
+
+    async def cohorts(self) -> dict[tuple[str, str], frozenset[str]]:
+        """Every cohort with at least one member (an emptied cohort has no rows left)."""
+        table = cohort_members
+        query = select(table.c.subscriber, table.c.cohort, table.c.member)
+        members: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        for row in (await self._execute(query)).all():
+            members[(row.subscriber, row.cohort)].add(row.member)
+        return {key: frozenset(value) for key, value in members.items()}
+
+    async def replace_cohort(self, subscriber: str, cohort: str, members: Sequence[str]) -> None:
+        table = cohort_members
+        statement = sql_delete(table).where(
+            table.c.subscriber == subscriber, table.c.cohort == cohort
+        )
+        await self._execute(statement)
+        rows = [
+            {"subscriber": subscriber, "cohort": cohort, "member": member}
+            for member in dict.fromkeys(members)  # repeats would break the key
+        ]
+        if rows:
+            await self._execute(table.insert(), rows)
+
+    async def suppressions(self, active_only: bool = True) -> list[SuppressionRecord]:
+        query = select(suppressions).order_by(suppressions.c.created_at, suppressions.c.id)
+        if active_only:
+            query = query.where(suppressions.c.lifted_at.is_(None))
+        return [_suppression(row) for row in (await self._execute(query)).all()]
+
+    async def add_suppression(self, record: SuppressionRecord) -> None:
+        """Raises AlreadyExists when the id is taken (the transaction stays usable)."""
+        statement = (
+            self._insert(suppressions)
+            .values(
+                id=record.id,
+                learner=record.learner,
+                reason=record.reason,
+                created_at=record.created_at,
+                created_by=record.created_by,
+                lifted_at=record.lifted_at,
+                lifted_by=record.lifted_by,
+                lift_reason=record.lift_reason,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        if (await self._execute(statement)).rowcount == 0:
+            raise AlreadyExists(f"suppression {record.id} exists")
+
+    async def lift_suppression(
+        self, suppression_id: str, at: datetime, by: str, reason: str
+    ) -> bool:
+        """False when no such suppression is active (unknown id, or lifted already)."""
+        statement = (
+            update(suppressions)
+            .where(suppressions.c.id == suppression_id, suppressions.c.lifted_at.is_(None))
+            .values(lifted_at=at, lifted_by=by, lift_reason=reason)
+        )
+        return (await self._execute(statement)).rowcount == 1
+
+    # -- held copies ------------------------------------------------------------------
+
+    async def due_held(self, now: datetime, limit: int) -> list[HeldRecord]:
+        """Unsettled copies to release now, oldest first: those whose delivery window has
+        opened, and suspended ones a decision released. Copies held in the same instant
+        keep their outbox (arrival) order."""
+        if limit <= 0:
+            return []
+        rows = [
+            row
+            for query in due_held_queries(now, limit)
+            for row in (await self._execute(query)).all()
+        ]
+        # A row is in at most one list (reason 'schedule' copies are never decided).
+        unique = {row.id: row for row in rows}.values()
+        return [_held(row) for row in sorted(unique, key=_held_order)[:limit]]
+
+    async def decide_held(self, agreement_id: str, decision: str) -> int:
+        """Decide the unsettled copies held for a suspension of `agreement_id`.
+
+        "release": due_held hands them out from now on. "discard": they are settled at
+        once (outcome "discarded") and never leave; due_held would otherwise never return
+        them, and nothing else could settle them. Returns how many rows were decided.
+        """
+        if decision not in HELD_DECISIONS:
+            raise ValueError(f"decision must be one of {sorted(HELD_DECISIONS)}: {decision!r}")
+        values: dict[str, Any] = {"decision": decision}
+        if decision == "discard":
+            values.update(settled_at=utcnow(), outcome="discarded")
+        statement = (
+            update(held_copies)
+            .where(
+                _held_unsettled(),
+                held_copies.c.agreement_id == agreement_id,
+                held_copies.c.reason == "suspended",
+            )
+            .values(values)
+        )
+        return int((await self._execute(statement)).rowcount)
+
+    async def settle_held(self, held_ids: Sequence[str], outcome: str, at: datetime) -> None:
+        """Record what became of these copies. Not guarded on settled_at: the caller
+        reports what it actually did (a copy it published is "released" even if a discard
+        decision settled the row meanwhile)."""
+        for chunk in _chunks(held_ids):
+            statement = (
+                update(held_copies)
+                .where(held_copies.c.id.in_(chunk))
+                .values(settled_at=at, outcome=outcome)
+            )
+            await self._execute(statement)
+
+    async def held_summary(self) -> dict[str, dict[str, int]]:
+        """{agreement_id: {reason: unsettled copies}}."""
+        keys = (held_copies.c.agreement_id, held_copies.c.reason)
+        query = select(*keys, func.count()).where(_held_unsettled()).group_by(*keys)
+        summary: dict[str, dict[str, int]] = {}
+        for agreement_id, reason, count in (await self._execute(query)).all():
+            summary.setdefault(str(agreement_id), {})[str(reason)] = int(count)
+        return summary
+
+    # -- disclosure log ---------------------------------------------------------------
+
+    async def disclosures_for(
+        self, *, upn: str | None = None, refid: str | None = None, limit: int = 10_000
+    ) -> list[DisclosureRecord]:
+        """Subject access: every copy released about a learner, oldest first.
+
+        By UPN: rows recorded with that UPN, and rows recorded under any RefId the learners
+        table maps to it (copies that left before the UPN was known). By RefId: rows of
+        that subject_refid. Both given: either matches.
+        """
+        if upn is None and refid is None:
+            raise ValueError("give a upn or a refid")
+        refids = {refid} if refid is not None else set()
+        if upn is not None:
+            # Resolved first, so the main query is a plain OR of two indexed lookups (an
+            # IN (subquery) inside an OR defeats PostgreSQL's index use).
+            query = select(learners.c.refid).where(learners.c.upn == upn)
+            refids.update((await self._execute(query)).scalars())
+        statement = subject_access_query(upn=upn, refids=sorted(refids), limit=limit)
+        return [_disclosure(row) for row in (await self._execute(statement)).all()]
+
+    async def acknowledge(self, copy_msg_ids: Sequence[str], at: datetime) -> int:
+        """Record the recipient's acknowledgement; the first one is kept. Returns how many
+        rows were newly acknowledged."""
+        updated = 0
+        for chunk in _chunks(copy_msg_ids):
+            statement = (
+                update(disclosure_table)
+                .where(
+                    disclosure_table.c.copy_msg_id.in_(chunk),
+                    disclosure_table.c.acknowledged_at.is_(None),
+                )
+                .values(acknowledged_at=at)
+            )
+            updated += int((await self._execute(statement)).rowcount)
+        return updated
+
     # -- stats ------------------------------------------------------------------------
 
     async def stats(self) -> Stats:
@@ -286,6 +591,68 @@ class SqlTx:
     async def _pending_count(self) -> int:
         query = select(func.count()).select_from(outbox).where(_pending())
         return int((await self._execute(query)).scalar_one())
+
+
+def subject_access_query(*, upn: str | None, refids: Sequence[str], limit: int) -> Select[Any]:
+    """The disclosures about one learner: by UPN and/or by any of `refids` (an OR of the
+    two indexed lookups ix_disclosures_upn and ix_disclosures_subject_refid)."""
+    table = disclosure_table
+    matches: list[ColumnElement[bool]] = []
+    if upn is not None:
+        matches.append(table.c.upn == upn)
+    if refids:
+        matches.append(table.c.subject_refid.in_(list(refids)))
+    if not matches:
+        raise ValueError("give a upn or at least one refid")
+    return (
+        select(table).where(or_(*matches)).order_by(table.c.published_at, table.c.id).limit(limit)
+    )
+
+
+def due_held_queries(now: datetime, limit: int) -> tuple[Select[Any], Select[Any]]:
+    """due_held's two lookups, each served by its own partial index: copies whose window
+    has opened (ix_held_copies_scheduled), and released suspended copies
+    (ix_held_copies_released). Two plain queries rather than one OR across two partial
+    indexes: each plan is then simple and the same on both backends."""
+    scheduled = _held_query(_held_scheduled(), held_copies.c.release_after <= now)
+    released = _held_query(_held_released())
+    return scheduled.limit(limit), released.limit(limit)
+
+
+def _held_query(*where: ColumnElement[bool]) -> Select[Any]:
+    # Joined to outbox only for the tie-break on arrival order (copies held by one batch
+    # share held_at); an outbox row gone to retention sorts first within its instant.
+    outbox_seq = func.coalesce(outbox.c.seq_no, 0).label("outbox_seq")
+    return (
+        select(held_copies, outbox_seq)
+        .select_from(held_copies.outerjoin(outbox, outbox.c.id == held_copies.c.outbox_id))
+        .where(*where)
+        .order_by(held_copies.c.held_at, outbox_seq, held_copies.c.id)
+    )
+
+
+def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), IN_CHUNK):
+        yield unique[start : start + IN_CHUNK]
+
+
+# Literal SQL (not bound parameters) so that the planners can prove the partial indexes
+# ix_held_copies_* apply: a prepared statement's parameter proves nothing about them.
+def _held_unsettled() -> ColumnElement[bool]:
+    return held_copies.c.settled_at.is_(None)
+
+
+def _held_scheduled() -> ColumnElement[bool]:
+    return _held_unsettled() & (held_copies.c.reason == literal_column("'schedule'"))
+
+
+def _held_released() -> ColumnElement[bool]:
+    return _held_unsettled() & (held_copies.c.decision == literal_column("'release'"))
+
+
+def _held_order(row: AnyRow) -> tuple[datetime, int, str]:
+    return (row.held_at, int(row.outbox_seq), str(row.id))
 
 
 # -- row <-> record mapping -----------------------------------------------------------
@@ -366,7 +733,33 @@ def _disclosure_values(record: DisclosureRecord) -> dict[str, Any]:
         "school": record.school,
         "subject_refid": record.subject_refid,
         "published_at": record.published_at,
+        "upn": record.upn,
+        "lawful_basis": record.lawful_basis,
+        "purpose": record.purpose,
+        "paths": list(record.paths),
+        "acknowledged_at": record.acknowledged_at,
     }
+
+
+def _disclosure(row: AnyRow) -> DisclosureRecord:
+    return DisclosureRecord(
+        outbox_id=row.outbox_id,
+        message_id=row.message_id,
+        copy_msg_id=row.copy_msg_id,
+        subscriber=row.subscriber,
+        agreement_id=row.agreement_id,
+        agreement_version=row.agreement_version,
+        object_name=row.object_name,
+        action=Action(row.action),
+        school=row.school,
+        subject_refid=row.subject_refid,
+        published_at=row.published_at,
+        upn=row.upn,
+        lawful_basis=row.lawful_basis,
+        purpose=row.purpose,
+        paths=tuple(row.paths),
+        acknowledged_at=row.acknowledged_at,
+    )
 
 
 def _registration_values(reg: Registration) -> dict[str, Any]:
@@ -402,4 +795,92 @@ def _packet(row: AnyRow) -> PacketRecord:
         packet_number=row.packet_number,
         more_packets=bool(row.more_packets),
         message_id=row.message_id,
+    )
+
+
+def _agreement_version(row: AnyRow) -> AgreementVersionRecord:
+    return AgreementVersionRecord(
+        agreement_id=row.agreement_id,
+        version=row.version,
+        body=dict(row.body),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        widens=bool(row.widens),
+    )
+
+
+def _lifecycle(row: AnyRow) -> LifecycleRecord:
+    return LifecycleRecord(
+        agreement_id=row.agreement_id,
+        status=row.status,
+        reason=row.reason,
+        changed_at=row.changed_at,
+        changed_by=row.changed_by,
+        suspended_until=row.suspended_until,
+        notice_effective=row.notice_effective,
+        review_due=row.review_due,
+    )
+
+
+def _approval(row: AnyRow) -> ApprovalRecord:
+    return ApprovalRecord(
+        agreement_id=row.agreement_id,
+        laestab=row.laestab,
+        version=row.version,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+    )
+
+
+def _pupil_access(row: AnyRow) -> PupilAccessRecord:
+    return PupilAccessRecord(
+        agreement_id=row.agreement_id,
+        laestab=row.laestab,
+        mode=row.mode,
+        learners=tuple(row.learners),
+        changed_at=row.changed_at,
+        changed_by=row.changed_by,
+    )
+
+
+def _suppression(row: AnyRow) -> SuppressionRecord:
+    return SuppressionRecord(
+        id=row.id,
+        learner=row.learner,
+        reason=row.reason,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        lifted_at=row.lifted_at,
+        lifted_by=row.lifted_by,
+        lift_reason=row.lift_reason,
+    )
+
+
+def _held_values(record: HeldRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "outbox_id": record.outbox_id,
+        "subscriber": record.subscriber,
+        "agreement_id": record.agreement_id,
+        "reason": record.reason,
+        "held_at": record.held_at,
+        "release_after": record.release_after,
+        "decision": record.decision,
+        "settled_at": record.settled_at,
+        "outcome": record.outcome,
+    }
+
+
+def _held(row: AnyRow) -> HeldRecord:
+    return HeldRecord(
+        id=row.id,
+        outbox_id=row.outbox_id,
+        subscriber=row.subscriber,
+        agreement_id=row.agreement_id,
+        reason=row.reason,
+        held_at=row.held_at,
+        release_after=row.release_after,
+        decision=row.decision,
+        settled_at=row.settled_at,
+        outcome=row.outcome,
     )

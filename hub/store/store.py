@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,10 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # SQLite has one writer; every transaction here begins IMMEDIATE. Queueing them on
+        # an asyncio lock is fair and cheap, where contending inside SQLite spins until
+        # busy_timeout and then refuses (measured: 11/1 refusals at 16 concurrent posters).
+        self._serial = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -42,17 +47,18 @@ class SqlStore:
         Outages while connecting or committing surface as StoreUnavailable; so do those
         inside SqlTx's statements. Exceptions of the caller's own pass through unchanged.
         """
-        connection = await self._begin()
-        try:
+        async with self._serial or contextlib.nullcontext():
+            connection = await self._begin()
             try:
-                yield SqlTx(connection)
-            except BaseException:
-                await _rollback_quietly(connection)
-                raise
-            with unavailable_as_store_error():
-                await connection.commit()
-        finally:
-            await _close_quietly(connection)
+                try:
+                    yield SqlTx(connection)
+                except BaseException:
+                    await _rollback_quietly(connection)
+                    raise
+                with unavailable_as_store_error():
+                    await connection.commit()
+            finally:
+                await _close_quietly(connection)
 
     async def _begin(self) -> AsyncConnection:
         with unavailable_as_store_error():

@@ -8,7 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic as _monotonic
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +24,7 @@ from hub.configfile import load_config
 from hub.core import naming
 from hub.core.config import HubConfig
 from hub.demo import SECRETS
+from hub.pipeline.release import release_once
 from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +32,45 @@ COUNTY = REPO / "deploy/examples/county.yaml"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+class Clock:
+    """The hub's clock in tests: starts at a known Monday 06:00 UTC (in the future, so
+    rows the store stamps with the real time are never 'later' than the hub's now) and
+    runs with real time, so retry backoffs come due; `advance` jumps ahead."""
+
+    def __init__(self) -> None:
+        today = datetime.now(UTC).date()
+        monday = today + timedelta(days=7 - today.weekday())
+        self._start = datetime.combine(monday, time(6, 0), tzinfo=UTC)
+        self._began = _monotonic()
+        self._offset = timedelta()
+
+    @property
+    def now(self) -> datetime:
+        return self._start + self._offset + timedelta(seconds=_monotonic() - self._began)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self._offset += timedelta(**delta)
+        return self.now
+
+
+ADMIN = {"Authorization": "Bearer dev-admin-token", "X-Hub-Actor": "test-ops"}
+
+
 @dataclass
 class RunningHub:
     hub: Hub
     client: httpx.AsyncClient
+    clock: Clock
+
+    async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, path, headers=ADMIN, **kwargs)
+
+    async def release(self) -> int:
+        """Run the release (replay) stage once, as its loop would at the hub's now."""
+        return await release_once(self.hub.dispatch)
 
     @property
     def config(self) -> HubConfig:
@@ -83,14 +122,15 @@ async def hub_running(
         dispatch_idle_seconds=0.02,
         publish_timeout_seconds=3,
     )
-    hub = await build_hub(settings, config)
+    clock = Clock()
+    hub = await build_hub(settings, config, clock)
     await start(hub)
     app = create_app(hub)
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hub", timeout=30
         ) as client:
-            yield RunningHub(hub, client)
+            yield RunningHub(hub, client, clock)
     finally:
         await stop(hub)
         if amqp_url == AMQP_URL:

@@ -23,8 +23,8 @@ from tests.e2e.conftest import AMQP_URL, COUNTY, RunningHub, county_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AGENT = "hilltop-mis"
-SCHOOL = "8302001"
+AGENT = "dovedale-mis"  # its school has no pupil exclusions under DSA-CME-2026
+SCHOOL = "8304012"
 
 
 def _learners(n: int) -> list[data.Learner]:

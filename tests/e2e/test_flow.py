@@ -47,11 +47,21 @@ def _within(copy: Received, include: list[str] | None, exclude: list[str] = ()) 
     return all(flt.allows(parse_path(p)) for p in copy.element_paths())
 
 
+EXCLUDED_BY_SCHOOL = "P830200123843"  # Hilltop's all_except entry in DSA-CME-2026
+
+
 async def test_each_service_receives_only_its_agreed_objects_and_elements(
     running: RunningHub,
 ) -> None:
     learners = data.make_learners(6)
+    in_care = learners[1]
     staff = data.make_staff(1)[0]
+    cohort = await running.admin(
+        "PUT",
+        "/admin/subscribers/virtual-school/cohorts/children-in-care",
+        json={"learners": [in_care.upn]},
+    )
+    assert cohort.status_code == 200, cohort.text
     await _register_all(running)
     await _school_day(running, learners)
     suspended = learners[0]
@@ -62,9 +72,11 @@ async def test_each_service_receives_only_its_agreed_objects_and_elements(
     assert (await hr.send_event("WorkforcePersonal", "Add", data.workforce_personal(staff))).ok
     await running.settle()
 
-    cme = _by_object(await running.drain("cme", expect=12))
+    # Immediate flows. CME: every pupil but the one Hilltop excluded, minimised.
+    cme = _by_object(await running.drain("cme", expect=10))
     assert sorted(cme) == ["LearnerAttendance", "LearnerPersonal"]
-    assert len(cme["LearnerPersonal"]) == 6 and len(cme["LearnerAttendance"]) == 6
+    assert len(cme["LearnerPersonal"]) == 5 and len(cme["LearnerAttendance"]) == 5
+    assert all(EXCLUDED_BY_SCHOOL.encode() not in c.body for c in cme["LearnerPersonal"])
     for copy in cme["LearnerPersonal"]:
         paths = copy.element_paths()
         assert {
@@ -76,31 +88,6 @@ async def test_each_service_receives_only_its_agreed_objects_and_elements(
             "Ethnicity" in p or "Religion" in p or "InCare" in p or "Phone" in p for p in paths
         )
         assert b"WBRI" not in copy.body
-
-    vs = _by_object(await running.drain("virtual-school", expect=12))
-    assert sorted(vs) == ["LearnerAttendance", "LearnerPersonal"]
-    for copy in vs["LearnerPersonal"]:
-        assert copy.element_paths() <= {
-            "PersonalInformation",
-            "PersonalInformation/Name",
-            "PersonalInformation/Name/FamilyName",
-            "PersonalInformation/Name/GivenName",
-            "PersonalInformation/Demographics",
-            "PersonalInformation/Demographics/BirthDate",
-            "UPN",
-            "InCare",
-            "InCare/Current",
-            "InCare/Type",
-            "InCare/LAId",
-        }
-    for copy in vs["LearnerAttendance"]:
-        assert copy.element_paths() == {"AttendanceDate", "Session", "AttendanceCode"}
-        assert copy.object.get("LearnerPersonalRefId")  # keys always survive
-
-    att = _by_object(await running.drain("attendance-team", expect=7))
-    assert sorted(att) == ["LearnerAttendance", "LearnerExclusion"]
-    assert all("AttendanceNote" not in c.element_paths() for c in att["LearnerAttendance"])
-    assert att["LearnerExclusion"][0].element_paths().isdisjoint({"Appeal", "AppealDate"})
 
     hr_copies = _by_object(await running.drain("hr-payroll", expect=1))
     assert sorted(hr_copies) == ["WorkforcePersonal"]
@@ -124,6 +111,39 @@ async def test_each_service_receives_only_its_agreed_objects_and_elements(
         for c in admissions["LearnerPersonal"]
     )
 
+    send = _by_object(await running.drain("send-team", expect=6))
+    assert sorted(send) == ["LearnerPersonal"]  # Art 9(2)(g) agreement, but only what it names
+    assert await running.drain("youth-justice") == []  # draft agreement
+
+    # Windowed flows are held: the Virtual School twice a day, attendance weekly on Monday.
+    assert await running.drain("virtual-school") == []
+    assert await running.drain("attendance-team") == []
+    running.clock.advance(hours=1, minutes=1)  # Monday 07:01 UTC = 07:01 in London
+    await running.release()
+    att = _by_object(await running.drain("attendance-team", expect=7))
+    assert sorted(att) == ["LearnerAttendance", "LearnerExclusion"]
+    assert all("AttendanceNote" not in c.element_paths() for c in att["LearnerAttendance"])
+    assert att["LearnerExclusion"][0].element_paths().isdisjoint({"Appeal", "AppealDate"})
+    assert await running.drain("virtual-school") == []  # its window is 09:30
+    running.clock.advance(hours=2, minutes=30)
+    await running.release()
+    vs = _by_object(await running.drain("virtual-school", expect=2))
+    assert sorted(vs) == ["LearnerAttendance", "LearnerPersonal"]  # the cohort member only
+    (person,) = vs["LearnerPersonal"]
+    assert person.object.get("RefId") == in_care.refid
+    assert person.element_paths() == {
+        "PersonalInformation",
+        "PersonalInformation/Name",
+        "PersonalInformation/Name/FamilyName",
+        "PersonalInformation/Name/GivenName",
+        "PersonalInformation/Demographics",
+        "PersonalInformation/Demographics/BirthDate",
+        "UPN",
+    }
+    (mark,) = vs["LearnerAttendance"]
+    assert mark.element_paths() == {"AttendanceDate", "Session", "AttendanceCode"}
+    assert mark.object.get("LearnerPersonalRefId") == in_care.refid  # keys always survive
+
 
 async def test_copies_carry_the_documented_headers(running: RunningHub) -> None:
     await _register_all(running)
@@ -135,13 +155,14 @@ async def test_copies_carry_the_documented_headers(running: RunningHub) -> None:
         )
     ).ok
     await running.settle()
-    (copy,) = await running.drain("virtual-school", expect=1)
+    (copy,) = await running.drain("cme", expect=1)
     assert copy.headers[naming.H_ZONE] == "derbyshire"
     assert copy.headers[naming.H_OBJECT] == "LearnerAttendance"
     assert copy.headers[naming.H_ACTION] == "Add"
     assert copy.headers[naming.H_SOURCE] == agent.agent_id
     assert copy.headers[naming.H_SCHOOL] == p.school.laestab
-    assert copy.headers[naming.H_AGREEMENT] == "DSA-VS-2026"
+    assert copy.headers[naming.H_AGREEMENT] == "DSA-CME-2026"
+    assert copy.headers[naming.H_AGREEMENT_VERSION] == "1"
     assert len(copy.headers[naming.H_MESSAGE_ID]) == 32
     assert copy.delivery_mode == 2
     assert copy.message_id.encode() in copy.body  # the copy's SIF_MsgId is the AMQP message_id
@@ -157,7 +178,7 @@ async def test_repeat_of_a_message_is_acked_7_and_routed_once(running: RunningHu
     again = await agent.send_event("LearnerAttendance", "Add", body, message_id=msg_id)
     assert first.status_code == 0 and again.status_code == 7
     await running.settle()
-    assert len(await running.drain("attendance-team", expect=1)) == 1
+    assert len(await running.drain("cme", expect=1)) == 1
 
 
 async def test_agent_may_not_speak_for_another_school(running: RunningHub) -> None:
@@ -168,7 +189,7 @@ async def test_agent_may_not_speak_for_another_school(running: RunningHub) -> No
     )
     assert (ack.error_category, ack.error_code) == (4, 10)
     await running.settle()
-    assert await running.drain("attendance-team") == []
+    assert await running.drain("cme") == []
 
 
 async def test_events_need_registration_first(running: RunningHub) -> None:

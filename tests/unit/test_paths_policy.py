@@ -1,7 +1,6 @@
-from hub.core.config import HubConfig
 from hub.core.envelope import Action
 from hub.core.paths import PathFilter, Verdict, parse_path
-from hub.core.policy import Item, compile_policy, decide
+from hub.core.policy import Item, build_policy, decide
 from hub.core.retry import compute_backoff
 
 
@@ -25,34 +24,8 @@ def test_exclude_wins_over_include_and_marks_ancestors_for_descent() -> None:
     )
 
 
-def _config(**agreement: object) -> HubConfig:
-    return HubConfig.model_validate(
-        {
-            "zones": ["z"],
-            "subscribers": [{"id": "cme", "name": "CME"}, {"id": "vs", "name": "VS"}],
-            "agreements": [agreement] if agreement else [],
-        }
-    )
-
-
 def test_no_agreement_means_no_copy() -> None:
-    policy = compile_policy(_config())
-    assert decide(Item("LearnerPersonal", Action.ADD, "8302001"), policy) == []
-
-
-def test_copy_only_for_granted_object_and_action() -> None:
-    policy = compile_policy(
-        _config(
-            id="A",
-            recipients=["cme"],
-            rules=[{"object": "LearnerPersonal", "actions": ["Add"], "include": ["UPN"]}],
-        )
-    )
-    copies = decide(Item("LearnerPersonal", Action.ADD, "8302001"), policy)
-    assert [(c.subscriber, c.agreement_id) for c in copies] == [("cme", "A")]
-    assert copies[0].filter.verdict(("UPN",)) is Verdict.KEEP
-    assert decide(Item("LearnerPersonal", Action.DELETE, "8302001"), policy) == []
-    assert decide(Item("LearnerAttendance", Action.ADD, "8302001"), policy) == []
+    assert decide(Item("LearnerPersonal", Action.ADD, "8302001"), build_policy([])) == []
 
 
 def test_backoff_grows_then_caps() -> None:

@@ -1,0 +1,110 @@
+"""Admin API for the child's side of things: suppression (overrides every agreement),
+recipient-supplied cohorts, the disclosure log and subject access reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from hub.api.deps import AdminDep, HubDep
+from hub.api.problems import Problem
+from hub.composition import policy_changed
+from hub.pipeline import agreements as service
+from hub.sar import SAR_FIELDS, sar_rows
+
+router = APIRouter(prefix="/admin")
+
+
+class Suppression(BaseModel):
+    learner: str = Field(min_length=1, max_length=64, description="LearnerPersonal RefId or UPN")
+    reason: Literal["deceased", "adopted", "confidential-placement", "other"]
+    note: str = Field(default="", max_length=500)
+
+
+class Lift(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Cohort(BaseModel):
+    learners: list[str] = Field(description="UPNs or LearnerPersonal RefIds", max_length=100_000)
+
+
+class Acknowledgement(BaseModel):
+    message_ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+@router.get("/suppressions")
+async def suppressions(hub: HubDep, _: AdminDep, active_only: bool = True) -> list[dict[str, Any]]:
+    async with hub.store.transaction() as tx:
+        return [vars(s) for s in await tx.suppressions(active_only)]
+
+
+@router.post("/suppressions", status_code=201)
+async def suppress(body: Suppression, hub: HubDep, actor: AdminDep) -> dict[str, Any]:
+    reason = f"{body.reason}: {body.note}" if body.note else body.reason
+    async with hub.store.transaction() as tx:
+        record = await service.suppress(
+            tx, body.learner.strip(), reason, actor=actor, now=hub.clock()
+        )
+    await policy_changed(hub)
+    return vars(record)
+
+
+@router.post("/suppressions/{suppression_id}/lift")
+async def lift(suppression_id: str, body: Lift, hub: HubDep, actor: AdminDep) -> dict[str, Any]:
+    async with hub.store.transaction() as tx:
+        lifted = await service.lift_suppression(
+            tx, suppression_id, body.reason, actor=actor, now=hub.clock()
+        )
+    if not lifted:
+        raise Problem(404, "No active suppression", f"No active suppression {suppression_id!r}")
+    await policy_changed(hub)
+    return {"id": suppression_id, "lifted": True}
+
+
+@router.put("/subscribers/{subscriber_id}/cohorts/{cohort}")
+async def replace_cohort(
+    subscriber_id: str, cohort: str, body: Cohort, hub: HubDep, actor: AdminDep
+) -> dict[str, Any]:
+    if hub.config.subscriber(subscriber_id) is None:
+        raise Problem(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
+    members = sorted({m.strip() for m in body.learners if m.strip()})
+    async with hub.store.transaction() as tx:
+        await service.replace_cohort(
+            tx, subscriber_id, cohort, members, actor=actor, now=hub.clock()
+        )
+    await policy_changed(hub)
+    return {"subscriber": subscriber_id, "cohort": cohort, "members": len(members)}
+
+
+@router.get("/disclosures", response_model=None)
+async def disclosures(
+    hub: HubDep,
+    _: AdminDep,
+    upn: str | None = None,
+    refid: str | None = None,
+    format: Literal["json", "csv"] = Query("json"),
+) -> Any:
+    """Subject access: everything disclosed about one child, by UPN or RefId."""
+    if not (upn or refid):
+        raise Problem(422, "A learner is needed", "Give upn or refid")
+    rows = await sar_rows(hub.store, upn=upn, refid=refid)
+    if format == "json":
+        return {"upn": upn, "refid": refid, "count": len(rows), "disclosures": rows}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=SAR_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv")
+
+
+@router.post("/disclosures/acknowledge")
+async def acknowledge(body: Acknowledgement, hub: HubDep, _: AdminDep) -> dict[str, int]:
+    """A recipient service confirms receipt of copies (by AMQP message_id)."""
+    async with hub.store.transaction() as tx:
+        count = await tx.acknowledge(body.message_ids, hub.clock())
+    return {"acknowledged": count}

@@ -1,0 +1,313 @@
+"""Agreements as stored state: versions in, policy snapshots out, lifecycle and privacy
+changes recorded with who and when. Every change goes through here and is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, time
+
+from pydantic import ValidationError
+
+from hub.core.agreements.compile import compile_version
+from hub.core.agreements.diff import VersionDiff, diff
+from hub.core.agreements.lifecycle import Transition, apply, initial
+from hub.core.agreements.model import Agreement, PupilAccess
+from hub.core.config import HubConfig
+from hub.core.policy import AgreementState, Policy, build_policy
+from hub.core.ports import Store, Tx
+from hub.core.records import (
+    AgreementVersionRecord,
+    ApprovalRecord,
+    AuditRecord,
+    PupilAccessRecord,
+    SuppressionRecord,
+)
+
+PathsOf = Callable[[str], frozenset[str]]
+
+
+class AgreementInvalid(ValueError):
+    """An agreement (file or API payload) that cannot be applied; nothing was changed."""
+
+    def __init__(self, agreement_id: str, problems: list[str]) -> None:
+        super().__init__(f"agreement {agreement_id}: " + "; ".join(problems))
+        self.agreement_id = agreement_id
+        self.problems = problems
+
+
+def parse_agreement(data: object) -> Agreement:
+    try:
+        return Agreement.model_validate(data)
+    except ValidationError as exc:
+        ident = data.get("id", "?") if isinstance(data, dict) else "?"
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(agreement)'}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        raise AgreementInvalid(str(ident), problems) from None
+
+
+def schema_problems(spec: Agreement, paths_of: PathsOf) -> list[str]:
+    """Paths a rule names that the object's schema does not have."""
+    out = []
+    for i, rule in enumerate(spec.rules):
+        known = paths_of(rule.object)
+        named = [
+            *(rule.include or []),
+            *rule.exclude,
+            *(f.path for f in rule.keep_items),
+            *(f"{f.path}/{f.child}" for f in rule.keep_items if f.child),
+            *(c.path for c in rule.where),
+        ]
+        out += [
+            f"rules[{i}] ({rule.object}): path {p!r} does not exist in {rule.object}"
+            for p in named
+            if p not in known
+        ]
+    return out
+
+
+async def add_version(
+    tx: Tx, spec: Agreement, *, actor: str, now: datetime, paths_of: PathsOf
+) -> tuple[AgreementVersionRecord, bool]:
+    """Store `spec` as a new version (returns it and whether it was new). Re-submitting an
+    identical version changes nothing; a different body under a used number is refused."""
+    problems = schema_problems(spec, paths_of)
+    if problems:
+        raise AgreementInvalid(spec.id, problems)
+    body = spec.model_dump(mode="json")
+    existing = await tx.agreement_versions(spec.id)
+    same = next((v for v in existing if v.version == spec.version), None)
+    if same is not None:
+        if same.body != body:
+            raise AgreementInvalid(
+                spec.id,
+                [
+                    f"version {spec.version} already exists with different content; "
+                    f"submit it as version {existing[-1].version + 1}"
+                ],
+            )
+        return same, False
+    previous = Agreement.model_validate(existing[-1].body) if existing else None
+    _check_order(spec, previous)
+    widens = (
+        previous is None or diff(compile_version(previous), compile_version(spec), paths_of).widens
+    )
+    record = AgreementVersionRecord(spec.id, spec.version, body, now, actor, widens)
+    await tx.add_agreement_version(record)
+    await _first_lifecycle(tx, spec, now, actor)
+    await _record_schools(tx, spec, now, actor)
+    await _audit(
+        tx,
+        now,
+        actor,
+        "agreement.version_added",
+        spec.id,
+        {"version": spec.version, "widens": widens},
+    )
+    return record, True
+
+
+def _check_order(spec: Agreement, previous: Agreement | None) -> None:
+    if previous is None:
+        return
+    problems = []
+    if spec.version < previous.version:
+        problems.append(
+            f"overlapping versions: version {spec.version} is older than the "
+            f"stored version {previous.version}"
+        )
+    if spec.valid_from and previous.valid_from and spec.valid_from < previous.valid_from:
+        problems.append(
+            f"overlapping versions: valid_from {spec.valid_from} is before "
+            f"version {previous.version}'s valid_from {previous.valid_from}"
+        )
+    if problems:
+        raise AgreementInvalid(spec.id, problems)
+
+
+async def _first_lifecycle(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
+    if any(r.agreement_id == spec.id for r in await tx.lifecycles()):
+        return
+    due = spec.effective_review_due()
+    review = datetime.combine(due, time(0), tzinfo=UTC) if due else None
+    await tx.save_lifecycle(initial(spec.id, spec.status, now=now, actor=actor, review_due=review))
+
+
+async def _record_schools(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
+    for school in spec.schools:
+        await tx.add_approval(
+            ApprovalRecord(
+                spec.id, school.laestab, school.version, school.approved_by, school.approved_at
+            )
+        )
+        await tx.save_pupil_access(
+            PupilAccessRecord(
+                spec.id,
+                school.laestab,
+                school.pupils.mode,
+                tuple(school.pupils.learners),
+                now,
+                actor,
+            )
+        )
+
+
+async def sync_config(
+    store: Store, config: HubConfig, paths_of: PathsOf, now: datetime
+) -> list[str]:
+    """Load the configuration's agreements as versions (idempotent); all or nothing.
+    Returns the ids of agreements that gained a version."""
+    changed = []
+    async with store.transaction() as tx:
+        for spec in config.agreements:
+            _, new = await add_version(tx, spec, actor="config", now=now, paths_of=paths_of)
+            if new:
+                changed.append(spec.id)
+    return changed
+
+
+async def load_policy(store: Store, now: datetime) -> Policy:
+    async with store.transaction() as tx:
+        versions = await tx.agreement_versions()
+        lifecycles = {r.agreement_id: r for r in await tx.lifecycles()}
+        approvals = await tx.approvals()
+        pupils = await tx.pupil_access()
+        cohorts = await tx.cohorts()
+        suppressed = frozenset(s.learner for s in await tx.suppressions())
+    states = []
+    for agreement_id, lifecycle in lifecycles.items():
+        mine = [v for v in versions if v.agreement_id == agreement_id]
+        if not mine:
+            continue
+        compiled = tuple(compile_version(Agreement.model_validate(v.body)) for v in mine)
+        approved: dict[str, set[int]] = {}
+        for a in approvals:
+            if a.agreement_id == agreement_id:
+                approved.setdefault(a.laestab, set()).add(a.version)
+        states.append(
+            AgreementState(
+                compiled,
+                tuple(v.widens for v in mine),
+                lifecycle,
+                {school: frozenset(vs) for school, vs in approved.items()},
+                {p.laestab: access_of(p) for p in pupils if p.agreement_id == agreement_id},
+            )
+        )
+    return build_policy(states, suppressed, cohorts, now)
+
+
+def access_of(record: PupilAccessRecord) -> PupilAccess:
+    return PupilAccess.model_validate({"mode": record.mode, "learners": list(record.learners)})
+
+
+async def version_diff(
+    store: Store, agreement_id: str, old: int | None, new: int, paths_of: PathsOf
+) -> VersionDiff | None:
+    async with store.transaction() as tx:
+        versions = {v.version: v for v in await tx.agreement_versions(agreement_id)}
+    if new not in versions or (old is not None and old not in versions):
+        return None
+    before = compile_version(Agreement.model_validate(versions[old].body)) if old else None
+    return diff(before, compile_version(Agreement.model_validate(versions[new].body)), paths_of)
+
+
+# --- changes made by ops staff through the admin API --------------------------------
+
+
+async def change_lifecycle(
+    tx: Tx,
+    agreement_id: str,
+    transition: Transition,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str,
+    days: int | None,
+) -> bool:
+    record = next((r for r in await tx.lifecycles() if r.agreement_id == agreement_id), None)
+    if record is None:
+        return False
+    updated = apply(record, transition, now=now, actor=actor, reason=reason, days=days)
+    await tx.save_lifecycle(updated)
+    await _audit(
+        tx,
+        now,
+        actor,
+        f"agreement.{transition.value}",
+        agreement_id,
+        {"reason": reason, "status": updated.status, "days": days},
+    )
+    return True
+
+
+async def approve(tx: Tx, record: ApprovalRecord, *, actor: str, now: datetime) -> None:
+    await tx.add_approval(record)
+    await _audit(
+        tx,
+        now,
+        actor,
+        "agreement.approved",
+        record.agreement_id,
+        {"school": record.laestab, "version": record.version, "approved_by": record.approved_by},
+    )
+
+
+async def set_pupils(
+    tx: Tx, agreement_id: str, laestab: str, access: PupilAccess, *, actor: str, now: datetime
+) -> None:
+    await tx.save_pupil_access(
+        PupilAccessRecord(agreement_id, laestab, access.mode, tuple(access.learners), now, actor)
+    )
+    await _audit(
+        tx,
+        now,
+        actor,
+        "agreement.pupils_changed",
+        agreement_id,
+        {"school": laestab, "mode": access.mode, "count": len(access.learners)},
+    )
+
+
+async def replace_cohort(
+    tx: Tx, subscriber: str, cohort: str, members: Sequence[str], *, actor: str, now: datetime
+) -> None:
+    await tx.replace_cohort(subscriber, cohort, members)
+    await _audit(
+        tx, now, actor, "cohort.replaced", subscriber, {"cohort": cohort, "count": len(members)}
+    )
+
+
+async def suppress(
+    tx: Tx, learner: str, reason: str, *, actor: str, now: datetime
+) -> SuppressionRecord:
+    record = SuppressionRecord(uuid.uuid4().hex, learner, reason, now, actor)
+    await tx.add_suppression(record)
+    await _audit(tx, now, actor, "learner.suppressed", record.id, {"reason": reason})
+    return record
+
+
+async def lift_suppression(
+    tx: Tx, suppression_id: str, reason: str, *, actor: str, now: datetime
+) -> bool:
+    lifted = await tx.lift_suppression(suppression_id, now, actor, reason)
+    if lifted:
+        await _audit(tx, now, actor, "learner.unsuppressed", suppression_id, {"reason": reason})
+    return lifted
+
+
+async def decide_held(
+    tx: Tx, agreement_id: str, decision: str, *, actor: str, now: datetime
+) -> int:
+    count = await tx.decide_held(agreement_id, decision)
+    await _audit(tx, now, actor, f"held.{decision}", agreement_id, {"copies": count})
+    return count
+
+
+async def _audit(
+    tx: Tx, now: datetime, actor: str, action: str, subject: str, detail: dict[str, object]
+) -> None:
+    await tx.add_audit(AuditRecord(now, actor, action, subject, dict(detail)))

@@ -1,0 +1,116 @@
+"""What each recipient would receive, before anyone approves: a sample SIF message run
+through exactly the decision and filter dispatch uses, under a chosen version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from hub.core.agreements.compile import compile_version
+from hub.core.agreements.model import Agreement
+from hub.core.envelope import Action
+from hub.core.objects import CATALOGUE
+from hub.core.policy import AgreementState, build_policy, decide
+from hub.core.ports import Store
+from hub.core.records import LifecycleRecord, OutboxRecord
+from hub.pipeline.agreements import access_of
+from hub.pipeline.dispatch import item_of
+from hub.sif.envelope import read_event, sniff
+from hub.sif.facts import object_facts
+from hub.sif.filter import apply_filter, released_paths
+from hub.sif.parse import parse_untrusted
+from hub.sif.schemas import Schemas
+
+
+@dataclass(frozen=True)
+class PreviewCopy:
+    recipient: str
+    agreement_version: int
+    lawful_basis: str
+    held: str | None
+    release_after: datetime | None
+    paths: list[str]
+    xml: str
+
+
+async def preview(
+    store: Store,
+    schemas: Schemas,
+    agreement_id: str,
+    school: str,
+    message: bytes,
+    version: int | None,
+    now: datetime,
+) -> list[PreviewCopy] | None:
+    """Copies as if the version were live and approved by `school`; pupil lists, cohorts
+    and suppressions as they stand. None when the agreement or version does not exist;
+    SifError for a bad sample message."""
+    root = parse_untrusted(message)
+    sniffed = sniff(root)
+    schemas.validate_message(root, partial=sniffed.event_action in (Action.CHANGE, Action.DELETE))
+    event = read_event(sniffed.body)
+    facts = object_facts(event.element, CATALOGUE[event.object_name])
+    async with store.transaction() as tx:
+        versions = {v.version: v for v in await tx.agreement_versions(agreement_id)}
+        pupils = {p.laestab: access_of(p) for p in await tx.pupil_access(agreement_id)}
+        cohorts = await tx.cohorts()
+        suppressed = frozenset(s.learner for s in await tx.suppressions())
+        known = await tx.learner_upns([facts.subject_refid] if facts.subject_refid else [])
+    chosen = versions.get(version if version is not None else max(versions, default=0))
+    if chosen is None:
+        return None
+    compiled = compile_version(Agreement.model_validate(chosen.body))
+    state = AgreementState(
+        (compiled,),
+        (False,),
+        LifecycleRecord(agreement_id, "live", "preview", now, "preview"),
+        {school: frozenset({compiled.version})},
+        {school: pupils[school]} if school in pupils else {},
+    )
+    policy = build_policy([state], suppressed, cohorts, now)
+    record = OutboxRecord(
+        "preview",
+        "preview",
+        0,
+        "",
+        "",
+        event.object_name,
+        event.action,
+        school,
+        facts.subject_refid,
+        b"",
+    )
+    upn = facts.upn or known.get(facts.subject_refid or "")
+    copies = decide(item_of(record, upn, event.element, policy), policy)
+    return [
+        _render(
+            c.subscriber,
+            c.agreement_version,
+            c.lawful_basis,
+            c.hold,
+            c.release_after,
+            apply_filter(event.element, c.filter),
+        )
+        for c in copies
+    ]
+
+
+def _render(
+    recipient: str,
+    version: int,
+    basis: str,
+    hold: str | None,
+    release_after: datetime | None,
+    element: etree._Element,
+) -> PreviewCopy:
+    return PreviewCopy(
+        recipient,
+        version,
+        basis,
+        hold,
+        release_after,
+        released_paths(element),
+        etree.tostring(element, pretty_print=True).decode(),
+    )
