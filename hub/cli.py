@@ -60,12 +60,28 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    asyncio.run(serve(settings, config))
+    from hub.pipeline.agreements import AgreementInvalid
+
+    try:
+        asyncio.run(serve(settings, config))
+    except AgreementInvalid as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     problems = check_config(args.file)
+    if not problems:  # the model is sound: now every path against the hub's schemas
+        from hub.pipeline.agreements import schema_problems
+        from hub.sif.schemas import load_schemas
+
+        paths_of = load_schemas().element_paths
+        problems = [
+            f"{args.file}: agreement {a.id}: {p}"
+            for a in load_config(args.file).agreements
+            for p in schema_problems(a, paths_of)
+        ]
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems:

@@ -63,3 +63,19 @@ def test_school_falls_back_to_learner_then_single_school() -> None:
     assert choose_school(single, set(), None, Action.ADD) == "8302105"
     with pytest.raises(SifError):
         choose_school(AGENT, set(), None, Action.ADD)
+
+
+def test_check_config_names_agreement_paths_the_schema_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.cli import main
+
+    text = (REPO / "deploy/examples/county.yaml").read_text()
+    bad = tmp_path / "county.yaml"
+    bad.write_text(
+        text.replace("PersonalInformation/Name/GivenName", "PersonalInformation/Name/NickName")
+    )
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "DSA-VS-2026" in err and "'PersonalInformation/Name/NickName' does not exist" in err
+    assert main(["check-config", str(REPO / "deploy/examples/county.yaml")]) == 0
