@@ -16,9 +16,14 @@ from hub.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = {"serve": _serve, "check-config": _check, "hash-secret": _hash, "demo": _demo}[
-        args.command
-    ]
+    handlers = {
+        "serve": _serve,
+        "check-config": _check,
+        "hash-secret": _hash,
+        "demo": _demo,
+        "disclosures": _disclosures,
+    }
+    handler = handlers[args.command]
     return handler(args)
 
 

@@ -53,13 +53,15 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
 def require_admin(
     hub: Annotated[Hub, Depends(get_hub)],
     authorization: Annotated[str | None, Header()] = None,
+    x_hub_actor: Annotated[str | None, Header()] = None,
 ) -> str:
+    """The acting ops user for audit: the admin token, plus who they say they are."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not admin_token_ok(hub.settings.admin_token, token):
         raise Problem(
             401, "Unauthorized", "Admin bearer token required", {"WWW-Authenticate": "Bearer"}
         )
-    return "admin"
+    return f"admin:{(x_hub_actor or 'unnamed').strip()[:100]}"
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]

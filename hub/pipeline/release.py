@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime
 
-from hub.core.policy import HOLD_SCHEDULE, Policy, decide
+from hub.core.policy import HOLD_SCHEDULE, HOLD_SUSPENDED, Policy, decide
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
 from hub.core.records import HeldRecord, OutboxRecord
 from hub.core.retry import compute_backoff
@@ -40,6 +41,11 @@ def replan(
 
 
 async def release_once(ctx: DispatchContext, limit: int = 200) -> int:
+    async with ctx.release_lock:  # the loop and ad-hoc calls must not release a copy twice
+        return await _release_once(ctx, limit)
+
+
+async def _release_once(ctx: DispatchContext, limit: int) -> int:
     now = ctx.clock()
     async with ctx.store.transaction() as tx:
         due = await tx.due_held(now, limit)
@@ -86,11 +92,19 @@ async def _settle(
             disclosures.append(disclosure(record, rel, upns.get(record.subject_refid or ""), now))
     discarded = [h.id for h, _, p in plans if p is None and h.decision == "discard"]
     dropped = [h.id for h, _, p in plans if p is None and h.decision != "discard"]
+    # Due but its agreement is suspended: it now waits for the ops decision like any copy
+    # the suspension held (and stops coming back on every pass).
+    waiting = [h for h, _, p in plans if p == "wait"]
+    rehold = [
+        HeldRecord(uuid.uuid4().hex, h.outbox_id, h.subscriber, h.agreement_id, HOLD_SUSPENDED, now)
+        for h in waiting
+    ]
     async with ctx.store.transaction() as tx:
-        await tx.complete_outbox([], disclosures)
+        await tx.complete_outbox([], disclosures, rehold)
         await tx.settle_held(released, "released", now)
         await tx.settle_held(discarded, "discarded", now)
         await tx.settle_held(dropped, "dropped", now)
+        await tx.settle_held([h.id for h in waiting], "held-for-decision", now)
     log.info(
         "release.settled released=%d discarded=%d dropped=%d",
         len(released),
