@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -705,61 +706,19 @@ def _outbox_values(item: OutboxRecord, now: datetime) -> dict[str, Any]:
 
 
 def _outbox_record(row: AnyRow) -> OutboxRecord:
+    values = {f.name: getattr(row, f.name) for f in fields(OutboxRecord)}
     return OutboxRecord(
-        id=row.id,
-        message_id=row.message_id,
-        seq=row.seq,
-        zone=row.zone,
-        source_agent=row.source_agent,
-        object_name=row.object_name,
-        action=Action(row.action),
-        school=row.school,
-        subject_refid=row.subject_refid,
-        object_xml=bytes(row.object_xml),
-        attempts=row.attempts,
+        **{**values, "action": Action(row.action), "object_xml": bytes(row.object_xml)}
     )
 
 
 def _disclosure_values(record: DisclosureRecord) -> dict[str, Any]:
-    return {
-        "outbox_id": record.outbox_id,
-        "message_id": record.message_id,
-        "copy_msg_id": record.copy_msg_id,
-        "subscriber": record.subscriber,
-        "agreement_id": record.agreement_id,
-        "agreement_version": record.agreement_version,
-        "object_name": record.object_name,
-        "action": str(record.action.value),
-        "school": record.school,
-        "subject_refid": record.subject_refid,
-        "published_at": record.published_at,
-        "upn": record.upn,
-        "lawful_basis": record.lawful_basis,
-        "purpose": record.purpose,
-        "paths": list(record.paths),
-        "acknowledged_at": record.acknowledged_at,
-    }
+    return {**asdict(record), "action": record.action.value, "paths": list(record.paths)}
 
 
 def _disclosure(row: AnyRow) -> DisclosureRecord:
-    return DisclosureRecord(
-        outbox_id=row.outbox_id,
-        message_id=row.message_id,
-        copy_msg_id=row.copy_msg_id,
-        subscriber=row.subscriber,
-        agreement_id=row.agreement_id,
-        agreement_version=row.agreement_version,
-        object_name=row.object_name,
-        action=Action(row.action),
-        school=row.school,
-        subject_refid=row.subject_refid,
-        published_at=row.published_at,
-        upn=row.upn,
-        lawful_basis=row.lawful_basis,
-        purpose=row.purpose,
-        paths=tuple(row.paths),
-        acknowledged_at=row.acknowledged_at,
-    )
+    values = {f.name: getattr(row, f.name) for f in fields(DisclosureRecord)}
+    return DisclosureRecord(**{**values, "action": Action(row.action), "paths": tuple(row.paths)})
 
 
 def _registration_values(reg: Registration) -> dict[str, Any]:
