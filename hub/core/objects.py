@@ -185,11 +185,3 @@ _SPECS = (
 )
 
 CATALOGUE: dict[str, ObjectSpec] = {spec.name: spec for spec in _SPECS}
-
-
-def spec_for(name: str) -> ObjectSpec | None:
-    return CATALOGUE.get(name)
-
-
-def routable_objects() -> list[str]:
-    return sorted(name for name, spec in CATALOGUE.items() if spec.routable)

@@ -81,6 +81,3 @@ class PathFilter:
 
     def item_rule(self, path: Path) -> ItemRule | None:
         return next((rule for rule in self.items if rule.path == path), None)
-
-    def narrowed(self, extra_exclude: frozenset[Path]) -> PathFilter:
-        return PathFilter(self.include, self.exclude | extra_exclude, self.items)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -705,141 +705,78 @@ def _outbox_values(item: OutboxRecord, now: datetime) -> dict[str, Any]:
     }
 
 
+R = TypeVar("R")
+
+
+def _from_row(record: type[R], row: AnyRow, **converted: Any) -> R:
+    """A record built from the row's columns of the same names (plus conversions)."""
+    values = {f.name: getattr(row, f.name) for f in fields(record)}  # type: ignore[arg-type]
+    return record(**{**values, **converted})
+
+
+def _values(record: Any, **converted: Any) -> dict[str, Any]:
+    """Column values for a record (plus conversions for JSON lists and enums)."""
+    return {**asdict(record), **converted}
+
+
 def _outbox_record(row: AnyRow) -> OutboxRecord:
-    values = {f.name: getattr(row, f.name) for f in fields(OutboxRecord)}
-    return OutboxRecord(
-        **{**values, "action": Action(row.action), "object_xml": bytes(row.object_xml)}
-    )
+    return _from_row(OutboxRecord, row, action=Action(row.action), object_xml=bytes(row.object_xml))
 
 
 def _disclosure_values(record: DisclosureRecord) -> dict[str, Any]:
-    return {**asdict(record), "action": record.action.value, "paths": list(record.paths)}
+    return _values(record, action=record.action.value, paths=list(record.paths))
 
 
 def _disclosure(row: AnyRow) -> DisclosureRecord:
-    values = {f.name: getattr(row, f.name) for f in fields(DisclosureRecord)}
-    return DisclosureRecord(**{**values, "action": Action(row.action), "paths": tuple(row.paths)})
+    return _from_row(DisclosureRecord, row, action=Action(row.action), paths=tuple(row.paths))
 
 
 def _registration_values(reg: Registration) -> dict[str, Any]:
-    return {
-        "agent_id": reg.agent_id,
-        "zone": reg.zone,
-        "mode": reg.mode,
-        "versions": list(reg.versions),
-        "max_buffer_size": reg.max_buffer_size,
-        "registered_at": reg.registered_at,
-        "provides": list(reg.provides),
-        "subscribes": list(reg.subscribes),
-    }
+    return _values(
+        reg,
+        versions=list(reg.versions),
+        provides=list(reg.provides),
+        subscribes=list(reg.subscribes),
+    )
 
 
 def _registration(row: AnyRow) -> Registration:
-    return Registration(
-        agent_id=row.agent_id,
-        zone=row.zone,
-        mode=row.mode,
+    return _from_row(
+        Registration,
+        row,
         versions=tuple(row.versions),
-        max_buffer_size=row.max_buffer_size,
-        registered_at=row.registered_at,
         provides=tuple(row.provides),
         subscribes=tuple(row.subscribes),
     )
 
 
 def _packet(row: AnyRow) -> PacketRecord:
-    return PacketRecord(
-        agent_id=row.agent_id,
-        request_msg_id=row.request_msg_id,
-        packet_number=row.packet_number,
-        more_packets=bool(row.more_packets),
-        message_id=row.message_id,
-    )
+    return _from_row(PacketRecord, row, more_packets=bool(row.more_packets))
 
 
 def _agreement_version(row: AnyRow) -> AgreementVersionRecord:
-    return AgreementVersionRecord(
-        agreement_id=row.agreement_id,
-        version=row.version,
-        body=dict(row.body),
-        created_at=row.created_at,
-        created_by=row.created_by,
-        widens=bool(row.widens),
-    )
+    return _from_row(AgreementVersionRecord, row, body=dict(row.body), widens=bool(row.widens))
 
 
 def _lifecycle(row: AnyRow) -> LifecycleRecord:
-    return LifecycleRecord(
-        agreement_id=row.agreement_id,
-        status=row.status,
-        reason=row.reason,
-        changed_at=row.changed_at,
-        changed_by=row.changed_by,
-        suspended_until=row.suspended_until,
-        notice_effective=row.notice_effective,
-        review_due=row.review_due,
-    )
+    return _from_row(LifecycleRecord, row)
 
 
 def _approval(row: AnyRow) -> ApprovalRecord:
-    return ApprovalRecord(
-        agreement_id=row.agreement_id,
-        laestab=row.laestab,
-        version=row.version,
-        approved_by=row.approved_by,
-        approved_at=row.approved_at,
-    )
+    return _from_row(ApprovalRecord, row)
 
 
 def _pupil_access(row: AnyRow) -> PupilAccessRecord:
-    return PupilAccessRecord(
-        agreement_id=row.agreement_id,
-        laestab=row.laestab,
-        mode=row.mode,
-        learners=tuple(row.learners),
-        changed_at=row.changed_at,
-        changed_by=row.changed_by,
-    )
+    return _from_row(PupilAccessRecord, row, learners=tuple(row.learners))
 
 
 def _suppression(row: AnyRow) -> SuppressionRecord:
-    return SuppressionRecord(
-        id=row.id,
-        learner=row.learner,
-        reason=row.reason,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        lifted_at=row.lifted_at,
-        lifted_by=row.lifted_by,
-        lift_reason=row.lift_reason,
-    )
+    return _from_row(SuppressionRecord, row)
 
 
 def _held_values(record: HeldRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "outbox_id": record.outbox_id,
-        "subscriber": record.subscriber,
-        "agreement_id": record.agreement_id,
-        "reason": record.reason,
-        "held_at": record.held_at,
-        "release_after": record.release_after,
-        "decision": record.decision,
-        "settled_at": record.settled_at,
-        "outcome": record.outcome,
-    }
+    return _values(record)
 
 
 def _held(row: AnyRow) -> HeldRecord:
-    return HeldRecord(
-        id=row.id,
-        outbox_id=row.outbox_id,
-        subscriber=row.subscriber,
-        agreement_id=row.agreement_id,
-        reason=row.reason,
-        held_at=row.held_at,
-        release_after=row.release_after,
-        decision=row.decision,
-        settled_at=row.settled_at,
-        outcome=row.outcome,
-    )
+    return _from_row(HeldRecord, row)
