@@ -6,7 +6,7 @@ migrate. Everything else in this package is an implementation detail.
 
 from hub.store.engine import create_engine
 from hub.store.migrate import migrate
-from hub.store.repository import SqlTx
 from hub.store.store import SqlStore, open_store
+from hub.store.tx import SqlTx
 
 __all__ = ["SqlStore", "SqlTx", "create_engine", "migrate", "open_store"]

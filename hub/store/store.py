@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hub.store.engine import create_engine
 from hub.store.errors import unavailable_as_store_error
 from hub.store.migrate import migrate_engine
-from hub.store.repository import SqlTx
+from hub.store.tx import SqlTx
 
 if TYPE_CHECKING:
     from hub.core.ports import Store, Tx
@@ -51,7 +51,7 @@ class SqlStore:
             connection = await self._begin()
             try:
                 try:
-                    yield SqlTx(connection)
+                    yield SqlTx.on(connection)
                 except BaseException:
                     await _rollback_quietly(connection)
                     raise

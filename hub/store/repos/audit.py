@@ -1,0 +1,30 @@
+"""The audit trail and the count of refused messages (implements hub.core.ports.Audit)."""
+
+from __future__ import annotations
+
+from hub.core.records import AuditRecord, RejectionRecord
+from hub.store.models import audit, rejections
+from hub.store.repos.base import SqlRepo
+
+
+class SqlAudit(SqlRepo):
+    async def add(self, entry: AuditRecord) -> None:
+        values = {
+            "at": entry.at,
+            "actor": entry.actor,
+            "action": entry.action,
+            "subject": entry.subject,
+            "detail": dict(entry.detail),
+        }
+        await self._execute(audit.insert().values(values))
+
+    async def add_rejection(self, entry: RejectionRecord) -> None:
+        values = {
+            "at": entry.at,
+            "agent_id": entry.agent_id,
+            "zone": entry.zone,
+            "category": int(entry.category),
+            "code": int(entry.code),
+            "object_name": entry.object_name,
+        }
+        await self._execute(rejections.insert().values(values))

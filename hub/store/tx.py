@@ -1,0 +1,49 @@
+"""SqlTx: one open transaction, one repository per aggregate (implements hub.core.ports.Tx).
+
+Every repository shares the one connection, so whatever a caller does through several of
+them in one `async with store.transaction()` block commits or rolls back together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.repos.agreements import SqlAgreements
+from hub.store.repos.audit import SqlAudit
+from hub.store.repos.disclosures import SqlDisclosures
+from hub.store.repos.held import SqlHeld
+from hub.store.repos.learners import SqlLearners
+from hub.store.repos.messages import SqlMessages
+from hub.store.repos.outbox import SqlOutbox
+from hub.store.repos.privacy import SqlPrivacy
+from hub.store.repos.registrations import SqlRegistrations
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlTx:
+    messages: SqlMessages
+    outbox: SqlOutbox
+    registrations: SqlRegistrations
+    learners: SqlLearners
+    agreements: SqlAgreements
+    privacy: SqlPrivacy
+    held: SqlHeld
+    disclosures: SqlDisclosures
+    audit: SqlAudit
+
+    @classmethod
+    def on(cls, connection: AsyncConnection) -> SqlTx:
+        """The repositories over `connection`, which is already inside a transaction."""
+        return cls(
+            messages=SqlMessages(connection),
+            outbox=SqlOutbox(connection),
+            registrations=SqlRegistrations(connection),
+            learners=SqlLearners(connection),
+            agreements=SqlAgreements(connection),
+            privacy=SqlPrivacy(connection),
+            held=SqlHeld(connection),
+            disclosures=SqlDisclosures(connection),
+            audit=SqlAudit(connection),
+        )
