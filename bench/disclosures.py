@@ -1,5 +1,5 @@
-"""Subject access at scale: how long `disclosures_for(upn=...)` takes on a large disclosure
-log. Measures only; nothing here asserts a figure.
+"""Subject access at scale: how long `tx.disclosures.for_subject(upn=...)` takes on a large
+disclosure log. Measures only; nothing here asserts a figure.
 
     .venv/bin/python bench/disclosures.py [--rows N] [--learners N] [--queries N]
                                           [--database sqlite|postgresql|both] [--seed S]
@@ -11,7 +11,7 @@ learners, and the learners table. The shape follows what the subject access quer
 cope with: ~30% of rows were recorded before the learner's UPN was known (subject_refid
 only), and ~10% of learners have a second RefId (a previous school). Then `--queries`
 random learners are looked up through the hub's own code (SqlStore.transaction() +
-SqlTx.disclosures_for), one transaction each, as the admin API would; p50/p99/max are
+SqlDisclosures.for_subject), one transaction each, as the admin API would; p50/p99/max are
 printed, with the query plan of one lookup.
 """
 
@@ -41,7 +41,7 @@ from _common import DEFAULT_PG_URL, Summary, fresh_database, machine_facts, post
 
 from hub.store import SqlStore, open_store
 from hub.store.models import learners as learner_table
-from hub.store.repository import subject_access_query
+from hub.store.repos.disclosures import subject_access_query
 
 T0 = datetime(2024, 9, 1, tzinfo=UTC)
 CHUNK = 100_000
@@ -179,12 +179,12 @@ def _plain(url: str) -> str:
 async def time_lookups(store: SqlStore, sample: list[Learner]) -> tuple[Summary, int, int]:
     for person in sample[:5]:  # warm the pool and the caches a little
         async with store.transaction() as tx:
-            await tx.disclosures_for(upn=person.upn)
+            await tx.disclosures.for_subject(upn=person.upn)
     seconds, found, without_upn = [], 0, 0
     for person in sample:
         start = time.perf_counter()
         async with store.transaction() as tx:
-            rows = await tx.disclosures_for(upn=person.upn)
+            rows = await tx.disclosures.for_subject(upn=person.upn)
         seconds.append(time.perf_counter() - start)
         found += len(rows)
         without_upn += sum(1 for row in rows if row.upn is None)
@@ -281,7 +281,7 @@ async def run_backend(kind: str, args: argparse.Namespace) -> None:
                 sample = [people[rng.randrange(len(people))] for _ in range(args.queries)]
                 summary, found, without_upn = await time_lookups(store, sample)
                 print(
-                    f"disclosures_for(upn=...) over {summary.count} random learners, "
+                    f"disclosures.for_subject(upn=...) over {summary.count} random learners, "
                     f"one transaction each: p50 {summary.p50 * 1000:.2f} ms, "
                     f"p99 {summary.p99 * 1000:.2f} ms, max {summary.max * 1000:.2f} ms"
                 )

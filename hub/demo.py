@@ -274,7 +274,7 @@ async def _wait_routed(hub: Hub, seconds: float = 30.0) -> None:
     deadline = loop.time() + seconds
     while loop.time() < deadline:
         async with hub.store.transaction() as tx:
-            if (await tx.stats()).pending == 0:
+            if (await tx.disclosures.stats()).pending == 0:
                 return
         await asyncio.sleep(0.1)
     print("warning: some messages are still waiting to be routed (is RabbitMQ up?)")

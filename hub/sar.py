@@ -28,7 +28,7 @@ SAR_FIELDS = [
 
 async def sar_rows(store: Store, *, upn: str | None, refid: str | None) -> list[dict[str, Any]]:
     async with store.transaction() as tx:
-        records = await tx.disclosures_for(upn=upn, refid=refid)
+        records = await tx.disclosures.for_subject(upn=upn, refid=refid)
     rows = []
     for r in records:
         row = {name: getattr(r, name) for name in SAR_FIELDS}

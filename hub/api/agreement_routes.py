@@ -55,7 +55,7 @@ def _invalid(exc: service.AgreementInvalid) -> Problem:
 async def list_agreements(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
     policy = hub.policies.current()
     async with hub.store.transaction() as tx:
-        held = await tx.held_summary()
+        held = await tx.held.summary()
     return [
         _summary(state, policy.now, held.get(state.agreement_id, {})) for state in policy.agreements
     ]
@@ -81,10 +81,12 @@ def _summary(state: Any, now: datetime, held: dict[str, int]) -> dict[str, Any]:
 @router.get("/{agreement_id}")
 async def get_agreement(agreement_id: str, hub: HubDep, _: AdminDep) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
-        versions = await tx.agreement_versions(agreement_id)
-        lifecycle = next((r for r in await tx.lifecycles() if r.agreement_id == agreement_id), None)
-        approvals = await tx.approvals(agreement_id)
-        pupils = await tx.pupil_access(agreement_id)
+        versions = await tx.agreements.versions(agreement_id)
+        lifecycle = next(
+            (r for r in await tx.agreements.lifecycles() if r.agreement_id == agreement_id), None
+        )
+        approvals = await tx.agreements.approvals(agreement_id)
+        pupils = await tx.privacy.pupil_access(agreement_id)
     if not versions or lifecycle is None:
         raise Problem(404, "Unknown agreement", f"No agreement {agreement_id!r}")
     return {
@@ -173,7 +175,7 @@ async def approve(
     agreement_id: str, approval: Approval, hub: HubDep, actor: AdminDep
 ) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
-        versions = {v.version for v in await tx.agreement_versions(agreement_id)}
+        versions = {v.version for v in await tx.agreements.versions(agreement_id)}
         if approval.version not in versions:
             raise Problem(
                 404,
@@ -199,7 +201,7 @@ async def set_pupils(
     agreement_id: str, laestab: str, access: PupilAccess, hub: HubDep, actor: AdminDep
 ) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
-        if not await tx.agreement_versions(agreement_id):
+        if not await tx.agreements.versions(agreement_id):
             raise Problem(404, "Unknown agreement", f"No agreement {agreement_id!r}")
         await service.set_pupils(tx, agreement_id, laestab, access, actor=actor, now=hub.clock())
     await policy_changed(hub)

@@ -55,7 +55,7 @@ async def subscribers(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
 async def stats(hub: HubDep, _: AdminDep) -> dict[str, Any]:
     try:
         async with hub.store.transaction() as tx:
-            figures = await tx.stats()
+            figures = await tx.disclosures.stats()
     except StoreUnavailable:
         raise Problem(503, "Database unavailable", "Statistics need the database") from None
     return {

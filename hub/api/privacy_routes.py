@@ -40,7 +40,7 @@ class Acknowledgement(BaseModel):
 @router.get("/suppressions")
 async def suppressions(hub: HubDep, _: AdminDep, active_only: bool = True) -> list[dict[str, Any]]:
     async with hub.store.transaction() as tx:
-        return [vars(s) for s in await tx.suppressions(active_only)]
+        return [vars(s) for s in await tx.privacy.suppressions(active_only)]
 
 
 @router.post("/suppressions", status_code=201)
@@ -106,5 +106,5 @@ async def disclosures(
 async def acknowledge(body: Acknowledgement, hub: HubDep, _: AdminDep) -> dict[str, int]:
     """A recipient service confirms receipt of copies (by AMQP message_id)."""
     async with hub.store.transaction() as tx:
-        count = await tx.acknowledge(body.message_ids, hub.clock())
+        count = await tx.disclosures.acknowledge(body.message_ids, hub.clock())
     return {"acknowledged": count}

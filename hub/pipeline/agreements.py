@@ -79,7 +79,7 @@ async def add_version(
     if problems:
         raise AgreementInvalid(spec.id, problems)
     body = spec.model_dump(mode="json")
-    existing = await tx.agreement_versions(spec.id)
+    existing = await tx.agreements.versions(spec.id)
     same = next((v for v in existing if v.version == spec.version), None)
     if same is not None:
         if same.body != body:
@@ -97,7 +97,7 @@ async def add_version(
         previous is None or diff(compile_version(previous), compile_version(spec), paths_of).widens
     )
     record = AgreementVersionRecord(spec.id, spec.version, body, now, actor, widens)
-    await tx.add_agreement_version(record)
+    await tx.agreements.add_version(record)
     await _first_lifecycle(tx, spec, now, actor)
     await _record_schools(tx, spec, now, actor)
     await _audit(
@@ -130,21 +130,23 @@ def _check_order(spec: Agreement, previous: Agreement | None) -> None:
 
 
 async def _first_lifecycle(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
-    if any(r.agreement_id == spec.id for r in await tx.lifecycles()):
+    if any(r.agreement_id == spec.id for r in await tx.agreements.lifecycles()):
         return
     due = spec.effective_review_due()
     review = datetime.combine(due, time(0), tzinfo=UTC) if due else None
-    await tx.save_lifecycle(initial(spec.id, spec.status, now=now, actor=actor, review_due=review))
+    await tx.agreements.save_lifecycle(
+        initial(spec.id, spec.status, now=now, actor=actor, review_due=review)
+    )
 
 
 async def _record_schools(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
     for school in spec.schools:
-        await tx.add_approval(
+        await tx.agreements.add_approval(
             ApprovalRecord(
                 spec.id, school.laestab, school.version, school.approved_by, school.approved_at
             )
         )
-        await tx.save_pupil_access(
+        await tx.privacy.save_pupil_access(
             PupilAccessRecord(
                 spec.id,
                 school.laestab,
@@ -172,12 +174,12 @@ async def sync_config(
 
 async def load_policy(store: Store, now: datetime) -> Policy:
     async with store.transaction() as tx:
-        versions = await tx.agreement_versions()
-        lifecycles = {r.agreement_id: r for r in await tx.lifecycles()}
-        approvals = await tx.approvals()
-        pupils = await tx.pupil_access()
-        cohorts = await tx.cohorts()
-        suppressed = frozenset(s.learner for s in await tx.suppressions())
+        versions = await tx.agreements.versions()
+        lifecycles = {r.agreement_id: r for r in await tx.agreements.lifecycles()}
+        approvals = await tx.agreements.approvals()
+        pupils = await tx.privacy.pupil_access()
+        cohorts = await tx.privacy.cohorts()
+        suppressed = frozenset(s.learner for s in await tx.privacy.suppressions())
     states = []
     for agreement_id, lifecycle in lifecycles.items():
         mine = [v for v in versions if v.agreement_id == agreement_id]
@@ -208,7 +210,7 @@ async def version_diff(
     store: Store, agreement_id: str, old: int | None, new: int, paths_of: PathsOf
 ) -> VersionDiff | None:
     async with store.transaction() as tx:
-        versions = {v.version: v for v in await tx.agreement_versions(agreement_id)}
+        versions = {v.version: v for v in await tx.agreements.versions(agreement_id)}
     if new not in versions or (old is not None and old not in versions):
         return None
     before = compile_version(Agreement.model_validate(versions[old].body)) if old else None
@@ -228,11 +230,13 @@ async def change_lifecycle(
     reason: str,
     days: int | None,
 ) -> bool:
-    record = next((r for r in await tx.lifecycles() if r.agreement_id == agreement_id), None)
+    record = next(
+        (r for r in await tx.agreements.lifecycles() if r.agreement_id == agreement_id), None
+    )
     if record is None:
         return False
     updated = apply(record, transition, now=now, actor=actor, reason=reason, days=days)
-    await tx.save_lifecycle(updated)
+    await tx.agreements.save_lifecycle(updated)
     await _audit(
         tx,
         now,
@@ -245,7 +249,7 @@ async def change_lifecycle(
 
 
 async def approve(tx: Tx, record: ApprovalRecord, *, actor: str, now: datetime) -> None:
-    await tx.add_approval(record)
+    await tx.agreements.add_approval(record)
     await _audit(
         tx,
         now,
@@ -259,7 +263,7 @@ async def approve(tx: Tx, record: ApprovalRecord, *, actor: str, now: datetime) 
 async def set_pupils(
     tx: Tx, agreement_id: str, laestab: str, access: PupilAccess, *, actor: str, now: datetime
 ) -> None:
-    await tx.save_pupil_access(
+    await tx.privacy.save_pupil_access(
         PupilAccessRecord(agreement_id, laestab, access.mode, tuple(access.learners), now, actor)
     )
     await _audit(
@@ -275,7 +279,7 @@ async def set_pupils(
 async def replace_cohort(
     tx: Tx, subscriber: str, cohort: str, members: Sequence[str], *, actor: str, now: datetime
 ) -> None:
-    await tx.replace_cohort(subscriber, cohort, members)
+    await tx.privacy.replace_cohort(subscriber, cohort, members)
     await _audit(
         tx, now, actor, "cohort.replaced", subscriber, {"cohort": cohort, "count": len(members)}
     )
@@ -285,7 +289,7 @@ async def suppress(
     tx: Tx, learner: str, reason: str, *, actor: str, now: datetime
 ) -> SuppressionRecord:
     record = SuppressionRecord(uuid.uuid4().hex, learner, reason, now, actor)
-    await tx.add_suppression(record)
+    await tx.privacy.add_suppression(record)
     await _audit(tx, now, actor, "learner.suppressed", record.id, {"reason": reason})
     return record
 
@@ -293,7 +297,7 @@ async def suppress(
 async def lift_suppression(
     tx: Tx, suppression_id: str, reason: str, *, actor: str, now: datetime
 ) -> bool:
-    lifted = await tx.lift_suppression(suppression_id, now, actor, reason)
+    lifted = await tx.privacy.lift_suppression(suppression_id, now, actor, reason)
     if lifted:
         await _audit(tx, now, actor, "learner.unsuppressed", suppression_id, {"reason": reason})
     return lifted
@@ -302,7 +306,7 @@ async def lift_suppression(
 async def decide_held(
     tx: Tx, agreement_id: str, decision: str, *, actor: str, now: datetime
 ) -> int:
-    count = await tx.decide_held(agreement_id, decision)
+    count = await tx.held.decide(agreement_id, decision)
     await _audit(tx, now, actor, f"held.{decision}", agreement_id, {"copies": count})
     return count
 
@@ -310,4 +314,4 @@ async def decide_held(
 async def _audit(
     tx: Tx, now: datetime, actor: str, action: str, subject: str, detail: dict[str, object]
 ) -> None:
-    await tx.add_audit(AuditRecord(now, actor, action, subject, dict(detail)))
+    await tx.audit.add(AuditRecord(now, actor, action, subject, dict(detail)))

@@ -140,8 +140,8 @@ def held_record(record: OutboxRecord, copy: Copy, at: datetime) -> HeldRecord:
 async def dispatch_once(ctx: DispatchContext) -> int:
     """Route one batch; returns how many outbox rows were claimed."""
     async with ctx.store.transaction() as tx:
-        items = await tx.claim_outbox(ctx.batch, ctx.clock(), ctx.lease_seconds)
-        upns = await tx.learner_upns([i.subject_refid for i in items if i.subject_refid])
+        items = await tx.outbox.claim(ctx.batch, ctx.clock(), ctx.lease_seconds)
+        upns = await tx.learners.upns([i.subject_refid for i in items if i.subject_refid])
     if not items:
         return 0
     policy = ctx.policy()
@@ -172,11 +172,14 @@ async def _settle(
         done.append(p.item.id)
         disclosures += [disclosure(p.item, r, upn, at) for r in p.releases]
         held += [held_record(p.item, c, at) for c in p.held]
+    # One transaction: a crash can neither lose a held copy nor route its object twice.
     async with ctx.store.transaction() as tx:
-        await tx.complete_outbox(done, disclosures, held)
+        await tx.disclosures.add(disclosures)
+        await tx.held.add(held)
+        await tx.outbox.complete(done)
         for item, error in failed:
             delay = compute_backoff(item.attempts, ctx.retry)
-            await tx.retry_outbox(item.id, at + timedelta(seconds=delay), type(error).__name__)
+            await tx.outbox.retry(item.id, at + timedelta(seconds=delay), type(error).__name__)
     if failed:
         log.warning(
             "dispatch.publish_failed rows=%d first_error=%s",

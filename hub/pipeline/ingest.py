@@ -189,7 +189,7 @@ async def _register(ctx: _Ctx) -> bytes:
     agent, zone = ctx.incoming.agent.id, ctx.incoming.zone
     reg = Registration(agent, zone, req.mode, req.versions, req.max_buffer_size, ctx.hub.clock())
     async with ctx.hub.store.transaction() as tx:
-        old = await tx.registration(agent, zone)
+        old = await tx.registrations.get(agent, zone)
         if old is not None:  # re-registering keeps what the agent provided and subscribed
             reg = Registration(
                 agent,
@@ -201,14 +201,14 @@ async def _register(ctx: _Ctx) -> bytes:
                 old.provides,
                 old.subscribes,
             )
-        await tx.save_registration(reg)
+        await tx.registrations.save(reg)
         await _audit(ctx, tx, "agent.register", {"mode": req.mode, "versions": list(req.versions)})
     return ctx.ok()
 
 
 async def _unregister(ctx: _Ctx) -> bytes:
     async with ctx.hub.store.transaction() as tx:
-        await tx.delete_registration(ctx.incoming.agent.id, ctx.incoming.zone)
+        await tx.registrations.delete(ctx.incoming.agent.id, ctx.incoming.zone)
         await _audit(ctx, tx, "agent.unregister", {})
     return ctx.ok()
 
@@ -228,7 +228,7 @@ async def _provision(ctx: _Ctx) -> bytes:
             target.update(names)
         else:
             target.difference_update(names)
-        await tx.save_registration(
+        await tx.registrations.save(
             Registration(
                 reg.agent_id,
                 reg.zone,
@@ -250,7 +250,7 @@ _PROVIDES = (MessageKind.PROVIDE, MessageKind.UNPROVIDE)
 
 
 async def _registered(ctx: _Ctx, tx: Tx) -> Registration:
-    reg = await tx.registration(ctx.incoming.agent.id, ctx.incoming.zone)
+    reg = await tx.registrations.get(ctx.incoming.agent.id, ctx.incoming.zone)
     if reg is None:
         raise access_error(
             Access.NOT_REGISTERED,
@@ -268,7 +268,7 @@ async def _event(ctx: _Ctx) -> bytes:
     message_id = uuid.uuid4().hex
     async with ctx.hub.store.transaction() as tx:
         await _registered(ctx, tx)
-        if await tx.message_exists(ctx.incoming.agent.id, header.msg_id):
+        if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
         item = await _outbox_item(ctx, tx, message_id, 0, event.element, event.action)
         record = _message_record(
@@ -280,11 +280,11 @@ async def _event(ctx: _Ctx) -> bytes:
             item.school if item else None,
         )
         try:
-            await tx.add_message(record)
+            await tx.messages.add(record)
         except DuplicateMessage:
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
         if item is not None:
-            await tx.add_outbox([item])
+            await tx.outbox.add([item])
         await _audit(
             ctx,
             tx,
@@ -310,12 +310,12 @@ async def _outbox_item(
     facts = object_facts(element, spec)
     named = ctx.hub.schools.named(facts.school_refids, facts.school_laestabs)
     remembered = (
-        await tx.learner_school(facts.subject_refid) if facts.subject_refid and not named else None
+        await tx.learners.school(facts.subject_refid) if facts.subject_refid and not named else None
     )
     kind_action = action if ctx.sniffed.kind is MessageKind.EVENT else None
     school = choose_school(ctx.incoming.agent, named, remembered, kind_action)
     if spec.upn is not None and facts.subject_refid and action is not Action.DELETE:
-        await tx.remember_learner(facts.subject_refid, school, facts.upn)
+        await tx.learners.remember(facts.subject_refid, school, facts.upn)
     if not spec.routable:
         return None
     return OutboxRecord(
@@ -367,9 +367,9 @@ async def _response(ctx: _Ctx) -> bytes:
     agent_id = ctx.incoming.agent.id
     async with ctx.hub.store.transaction() as tx:
         await _registered(ctx, tx)
-        if await tx.message_exists(agent_id, header.msg_id):
+        if await tx.messages.exists(agent_id, header.msg_id):
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        earlier = await tx.packets(agent_id, packet.request_msg_id)
+        earlier = await tx.registrations.packets(agent_id, packet.request_msg_id)
         if any(p.packet_number == packet.packet_number for p in earlier):
             raise response_error(
                 RequestResponse.INVALID_PACKET_NUMBER,
@@ -379,16 +379,16 @@ async def _response(ctx: _Ctx) -> bytes:
         for element in packet.objects:  # check rights now: refuse the packet, not the batch later
             await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
         try:
-            await tx.add_message(_message_record(ctx, message_id, header.msg_id, None, None, None))
+            await tx.messages.add(_message_record(ctx, message_id, header.msg_id, None, None, None))
         except DuplicateMessage:
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
         this = PacketRecord(
             agent_id, packet.request_msg_id, packet.packet_number, packet.more_packets, message_id
         )
-        await tx.add_packet(this)
+        await tx.registrations.add_packet(this)
         packets = sorted([*earlier, this], key=lambda p: p.packet_number)
         if _complete(packets):
-            await tx.add_outbox(await _response_items(ctx, tx, packets))
+            await tx.outbox.add(await _response_items(ctx, tx, packets))
         await _audit(
             ctx,
             tx,
@@ -413,7 +413,7 @@ def _complete(packets: list[PacketRecord]) -> bool:
 async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> list[OutboxRecord]:
     items: list[OutboxRecord] = []
     for packet in packets:  # this packet's row was added earlier in the same transaction
-        payload = await tx.message_payload(packet.message_id)
+        payload = await tx.messages.payload(packet.message_id)
         assert payload is not None
         body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
         for element in read_response(body).objects:
@@ -466,7 +466,7 @@ async def _ack(ctx: _Ctx) -> bytes:
             Generic.NO_SUCH_MESSAGE, f"No delivered message {original} awaits an ack"
         )
     async with ctx.hub.store.transaction() as tx:
-        await tx.acknowledge([original], ctx.hub.clock())
+        await tx.disclosures.acknowledge([original], ctx.hub.clock())
     return ctx.ok()
 
 
@@ -488,7 +488,7 @@ _HANDLERS = {
 
 
 async def _audit(ctx: _Ctx, tx: Tx, action: str, detail: dict[str, object]) -> None:
-    await tx.add_audit(
+    await tx.audit.add(
         AuditRecord(
             ctx.hub.clock(),
             f"agent:{ctx.incoming.agent.id}",
@@ -507,7 +507,7 @@ async def _record_rejection(
         return
     try:
         async with hub.store.transaction() as tx:
-            await tx.add_rejection(
+            await tx.audit.add_rejection(
                 RejectionRecord(
                     hub.clock(),
                     incoming.agent.id,

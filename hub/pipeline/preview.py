@@ -53,11 +53,11 @@ async def preview(
     event = read_event(sniffed.body)
     facts = object_facts(event.element, CATALOGUE[event.object_name])
     async with store.transaction() as tx:
-        versions = {v.version: v for v in await tx.agreement_versions(agreement_id)}
-        pupils = {p.laestab: access_of(p) for p in await tx.pupil_access(agreement_id)}
-        cohorts = await tx.cohorts()
-        suppressed = frozenset(s.learner for s in await tx.suppressions())
-        known = await tx.learner_upns([facts.subject_refid] if facts.subject_refid else [])
+        versions = {v.version: v for v in await tx.agreements.versions(agreement_id)}
+        pupils = {p.laestab: access_of(p) for p in await tx.privacy.pupil_access(agreement_id)}
+        cohorts = await tx.privacy.cohorts()
+        suppressed = frozenset(s.learner for s in await tx.privacy.suppressions())
+        known = await tx.learners.upns([facts.subject_refid] if facts.subject_refid else [])
     chosen = versions.get(version if version is not None else max(versions, default=0))
     if chosen is None:
         return None

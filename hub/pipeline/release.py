@@ -48,9 +48,9 @@ async def release_once(ctx: DispatchContext, limit: int = 200) -> int:
 async def _release_once(ctx: DispatchContext, limit: int) -> int:
     now = ctx.clock()
     async with ctx.store.transaction() as tx:
-        due = await tx.due_held(now, limit)
-        records = {h.outbox_id: await tx.outbox_item(h.outbox_id) for h in due}
-        upns = await tx.learner_upns(
+        due = await tx.held.due(now, limit)
+        records = {h.outbox_id: await tx.outbox.get(h.outbox_id) for h in due}
+        upns = await tx.learners.upns(
             [r.subject_refid for r in records.values() if r and r.subject_refid]
         )
     if not due:
@@ -99,12 +99,14 @@ async def _settle(
         HeldRecord(uuid.uuid4().hex, h.outbox_id, h.subscriber, h.agreement_id, HOLD_SUSPENDED, now)
         for h in waiting
     ]
+    # One transaction: a crash can neither lose a held copy nor release it twice.
     async with ctx.store.transaction() as tx:
-        await tx.complete_outbox([], disclosures, rehold)
-        await tx.settle_held(released, "released", now)
-        await tx.settle_held(discarded, "discarded", now)
-        await tx.settle_held(dropped, "dropped", now)
-        await tx.settle_held([h.id for h in waiting], "held-for-decision", now)
+        await tx.disclosures.add(disclosures)
+        await tx.held.add(rehold)
+        await tx.held.settle(released, "released", now)
+        await tx.held.settle(discarded, "discarded", now)
+        await tx.held.settle(dropped, "dropped", now)
+        await tx.held.settle([h.id for h in waiting], "held-for-decision", now)
     log.info(
         "release.settled released=%d discarded=%d dropped=%d",
         len(released),

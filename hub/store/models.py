@@ -290,7 +290,7 @@ class SuppressionRow(HubTable, table=True):
     lift_reason: str | None = Field(default=None, sa_column=_col(String, nullable=True))
 
 
-# Partial-index predicates, shared with the repository's queries (which must match them
+# Partial-index predicates, shared with the repositories' queries (which must match them
 # for the planner to use the index).
 HELD_UNSETTLED = "settled_at IS NULL"
 HELD_SCHEDULED = "settled_at IS NULL AND reason = 'schedule'"
@@ -307,11 +307,11 @@ class HeldCopyRow(HubTable, table=True):
 
     __tablename__ = "held_copies"
     __table_args__ = (
-        # Unsettled rows per agreement and reason: decide_held, held_summary.
+        # Unsettled rows per agreement and reason: held.decide, held.summary.
         _partial("ix_held_copies_unsettled", "agreement_id", "reason", where=HELD_UNSETTLED),
-        # Waiting for a delivery window, by when it opens: due_held.
+        # Waiting for a delivery window, by when it opens: held.due.
         _partial("ix_held_copies_scheduled", "release_after", where=HELD_SCHEDULED),
-        # Suspended copies a decision released, oldest first: due_held.
+        # Suspended copies a decision released, oldest first: held.due.
         _partial("ix_held_copies_released", "held_at", where=HELD_RELEASED),
     )
 
@@ -328,7 +328,7 @@ class HeldCopyRow(HubTable, table=True):
 
 
 def table(model: type[HubTable]) -> Table:
-    """The Core Table behind a model (the repository speaks Core for speed)."""
+    """The Core Table behind a model (the repositories speak Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
     assert isinstance(result, Table)
     return result

@@ -98,7 +98,7 @@ class RunningHub:
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             async with self.hub.store.transaction() as tx:
-                if (await tx.stats()).pending == 0:
+                if (await tx.disclosures.stats()).pending == 0:
                     return
             await asyncio.sleep(0.05)
         raise AssertionError("outbox did not drain")

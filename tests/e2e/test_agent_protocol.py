@@ -79,7 +79,7 @@ async def test_provide_and_subscribe_after_register(running: RunningHub, kind: s
     )
     assert ack.status_code == 0 and ack.error_category is None, ack.raw
     async with running.hub.store.transaction() as tx:
-        reg = await tx.registration(agent.agent_id, running.config.zones[0])
+        reg = await tx.registrations.get(agent.agent_id, running.config.zones[0])
     assert reg is not None
     recorded = reg.provides if kind == "SIF_Provide" else reg.subscribes
     assert set(recorded) == {"LearnerPersonal", "LearnerAttendance"}
@@ -260,7 +260,7 @@ async def test_response_packets_are_routed_once_when_the_set_is_complete(
     await running.settle()
     assert await running.drain("cme") == []  # incomplete: nothing routed yet
     async with running.hub.store.transaction() as tx:
-        assert (await tx.stats()).routed == {}
+        assert (await tx.disclosures.stats()).routed == {}
 
     last = await agent.post(_packet(agent, request, 3, False, parts[3], ids[3]))
     assert last.status_code == 0 and last.error_category is None, last.raw
@@ -281,7 +281,7 @@ async def test_response_packets_are_routed_once_when_the_set_is_complete(
     await running.settle()
     assert await running.drain("cme") == []
     async with running.hub.store.transaction() as tx:
-        assert (await tx.stats()).routed == {"LearnerPersonal": len(learners)}
+        assert (await tx.disclosures.stats()).routed == {"LearnerPersonal": len(learners)}
 
 
 # --- partial Change and key-only Delete ------------------------------------------------------

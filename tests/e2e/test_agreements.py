@@ -130,7 +130,7 @@ async def _summary(running: RunningHub, agreement_id: str) -> dict[str, Any]:
 
 async def _versions(running: RunningHub, agreement_id: str) -> list[int]:
     async with running.hub.store.transaction() as tx:
-        return [v.version for v in await tx.agreement_versions(agreement_id)]
+        return [v.version for v in await tx.agreements.versions(agreement_id)]
 
 
 async def _lifecycle(
@@ -265,7 +265,7 @@ async def test_suspension_holds_copies_until_released_once(running: RunningHub) 
     assert await running.drain("cme") == []
     assert sorted(await _held_outcomes(running, CME)) == ["released", "released"]
     async with running.hub.store.transaction() as tx:
-        rows = await tx.disclosures_for(upn=DOVEDALE.upn)
+        rows = await tx.disclosures.for_subject(upn=DOVEDALE.upn)
     assert len([r for r in rows if r.subscriber == "cme"]) == 2  # one row per copy, once
 
 
@@ -330,7 +330,7 @@ async def test_concurrent_releases_deliver_a_held_copy_once(running: RunningHub)
     await asyncio.gather(running.release(), running.release())
     got = await running.drain("virtual-school", expect=1)
     async with running.hub.store.transaction() as tx:
-        rows = await tx.disclosures_for(upn=DOVEDALE.upn)
+        rows = await tx.disclosures.for_subject(upn=DOVEDALE.upn)
     assert len([r for r in rows if r.subscriber == "virtual-school"]) == 1
     assert len(got) == 1
 
@@ -832,8 +832,12 @@ async def test_bad_agreements_are_refused_and_nothing_is_applied(running: Runnin
         missing = await running.admin("GET", f"/admin/agreements/{payload['id']}")
         assert missing.status_code == 404, case
     async with running.hub.store.transaction() as tx:
-        assert not [r for r in await tx.lifecycles() if r.agreement_id.startswith("DSA-NEW")]
-        assert not [a for a in await tx.approvals() if a.agreement_id.startswith("DSA-NEW")]
+        assert not [
+            r for r in await tx.agreements.lifecycles() if r.agreement_id.startswith("DSA-NEW")
+        ]
+        assert not [
+            a for a in await tx.agreements.approvals() if a.agreement_id.startswith("DSA-NEW")
+        ]
 
     # Versions of an existing agreement: a higher one is stored, an older one is refused.
     v3 = _spec(CME)
@@ -910,7 +914,7 @@ async def test_special_category_leaves_only_under_an_article_9_condition(
             assert not any(s in p for s in SPECIAL for p in c.element_paths()), c.headers
             assert b"Ethnicity" not in c.body and b"Religion" not in c.body
     async with running.hub.store.transaction() as tx:
-        rows = await tx.disclosures_for(upn=DOVEDALE.upn)
+        rows = await tx.disclosures.for_subject(upn=DOVEDALE.upn)
     assert not any(s in p for r in rows if r.agreement_id != SEND for p in r.paths for s in SPECIAL)
     (sen_row,) = [r for r in rows if r.object_name == "LearnerSpecialNeeds"]
     assert sen_row.subscriber == "send-team" and "MedicalNotes" in sen_row.paths

@@ -67,7 +67,7 @@ async def _nothing_routed(running: RunningHub) -> None:
     """Nothing in the outbox, nothing routed or disclosed, every subscriber queue empty."""
     await running.settle()
     async with running.hub.store.transaction() as tx:
-        stats = await tx.stats()
+        stats = await tx.disclosures.stats()
     assert stats.pending == 0
     assert stats.routed == {}
     assert stats.delivered == {}
@@ -316,7 +316,7 @@ async def test_body_over_the_limit_is_413_problem(running: RunningHub) -> None:
     assert problem.get("limit") == LIMIT == running.hub.settings.max_body_bytes
     await _nothing_routed(running)
     async with running.hub.store.transaction() as tx:
-        assert (await tx.stats()).received == {}
+        assert (await tx.disclosures.stats()).received == {}
     # the refusal was about size only: the same agent's normal message is accepted
     assert (await agent.post(_event_body())).status_code == 0
 
@@ -518,6 +518,6 @@ async def test_broker_down_events_acked_pull_is_11_1(database_url: str, tmp_path
         assert pulled.status_code is None
 
         async with running.hub.store.transaction() as tx:
-            stats = await tx.stats()
+            stats = await tx.disclosures.stats()
         assert stats.pending == len(learners)
         assert stats.routed == {} and stats.delivered == {}

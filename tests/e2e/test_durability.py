@@ -56,7 +56,7 @@ async def test_rabbitmq_restart_loses_nothing(
         ack = await agent.send_event("LearnerPersonal", "Add", data.learner_personal(p))
         assert ack.status_code == 0, ack.raw
     async with running.hub.store.transaction() as tx:
-        assert (await tx.stats()).pending == len(learners)
+        assert (await tx.disclosures.stats()).pending == len(learners)
     _rabbitmqctl("start_app")
     _rabbitmqctl("await_startup")
     await running.settle(timeout=120)

@@ -110,9 +110,9 @@ async def accept(store: SqlStore, msg: MessageRecord, objects: int = 1) -> list[
     """What ingest does: message + outbox + audit in one transaction."""
     items = [outbox_item(msg, seq) for seq in range(objects)]
     async with store.transaction() as tx:
-        await tx.add_message(msg)
-        await tx.add_outbox(items)
-        await tx.add_audit(audit_entry(msg.id))
+        await tx.messages.add(msg)
+        await tx.outbox.add(items)
+        await tx.audit.add(audit_entry(msg.id))
     return items
 
 
@@ -124,12 +124,12 @@ async def count(store: SqlStore, table_name: str) -> int:
 
 async def claim(store: SqlStore, at: datetime, limit: int = 100) -> list[OutboxRecord]:
     async with store.transaction() as tx:
-        return await tx.claim_outbox(limit, at, LEASE)
+        return await tx.outbox.claim(limit, at, LEASE)
 
 
 async def write_audit(store: SqlStore) -> None:
     async with store.transaction() as tx:
-        await tx.add_audit(audit_entry("x"))
+        await tx.audit.add(audit_entry("x"))
 
 
 # -- migrations -----------------------------------------------------------------------
@@ -163,8 +163,8 @@ async def test_committed_message_outbox_and_audit_are_visible(store: SqlStore) -
     msg = message()
     await accept(store, msg, objects=2)
     async with store.transaction() as tx:
-        assert await tx.message_exists(msg.agent_id, msg.sif_msg_id)
-        assert await tx.message_payload(msg.id) == msg.payload
+        assert await tx.messages.exists(msg.agent_id, msg.sif_msg_id)
+        assert await tx.messages.payload(msg.id) == msg.payload
     assert await count(store, "outbox") == 2
     assert await count(store, "audit") == 1
 
@@ -173,9 +173,9 @@ async def test_error_inside_transaction_leaves_nothing(store: SqlStore) -> None:
     async def accept_then_fail() -> None:
         msg = message()
         async with store.transaction() as tx:
-            await tx.add_message(msg)
-            await tx.add_outbox([outbox_item(msg)])
-            await tx.add_audit(audit_entry(msg.id))
+            await tx.messages.add(msg)
+            await tx.outbox.add([outbox_item(msg)])
+            await tx.audit.add(audit_entry(msg.id))
             raise Boom
 
     with pytest.raises(Boom):
@@ -191,9 +191,9 @@ async def test_duplicate_message_is_refused_and_stores_nothing(store: SqlStore) 
 
     async def accept_repeat() -> None:
         async with store.transaction() as tx:
-            await tx.add_audit(audit_entry(repeat.id))  # written first: must vanish too
-            await tx.add_message(repeat)
-            await tx.add_outbox([outbox_item(repeat)])
+            await tx.audit.add(audit_entry(repeat.id))  # written first: must vanish too
+            await tx.messages.add(repeat)
+            await tx.outbox.add([outbox_item(repeat)])
 
     with pytest.raises(DuplicateMessage):
         await accept_repeat()
@@ -201,7 +201,7 @@ async def test_duplicate_message_is_refused_and_stores_nothing(store: SqlStore) 
     assert await count(store, "outbox") == 1
     assert await count(store, "audit") == 1
     async with store.transaction() as tx:
-        assert await tx.message_payload(repeat.id) is None
+        assert await tx.messages.payload(repeat.id) is None
 
 
 async def test_same_msg_id_from_another_agent_is_not_a_duplicate(store: SqlStore) -> None:
@@ -213,7 +213,7 @@ async def test_same_msg_id_from_another_agent_is_not_a_duplicate(store: SqlStore
 async def test_naive_datetimes_are_refused(store: SqlStore) -> None:
     async def claim_naive() -> None:
         async with store.transaction() as tx:
-            await tx.claim_outbox(10, datetime.now(), LEASE)
+            await tx.outbox.claim(10, datetime.now(), LEASE)
 
     with pytest.raises(StatementError, match="naive datetime"):
         await claim_naive()
@@ -246,14 +246,13 @@ async def test_completed_rows_are_never_claimed_again(store: SqlStore) -> None:
     start = now()
     await claim(store, start)
     async with store.transaction() as tx:
-        await tx.complete_outbox(
-            [item.id], [disclosure(item, "la-send"), disclosure(item, "la-admissions")]
-        )
+        await tx.disclosures.add([disclosure(item, "la-send"), disclosure(item, "la-admissions")])
+        await tx.outbox.complete([item.id])
     later = start + timedelta(seconds=LEASE * 10)
     assert [r.id for r in await claim(store, later)] == [other.id]
     assert await count(store, "disclosures") == 2
     async with store.transaction() as tx:
-        stats = await tx.stats()
+        stats = await tx.disclosures.stats()
     assert stats.delivered == {"la-send": 1, "la-admissions": 1}
     assert stats.routed == {"LearnerPersonal": 1}
     assert stats.pending == 1
@@ -265,7 +264,7 @@ async def test_retry_delays_the_row_and_keeps_a_short_error(store: SqlStore) -> 
     await claim(store, start)
     secret = "connection reset\n<LearnerPersonal><UPN>A123</UPN></LearnerPersonal>"
     async with store.transaction() as tx:
-        await tx.retry_outbox(item.id, start + timedelta(seconds=60), secret + "x" * 1000)
+        await tx.outbox.retry(item.id, start + timedelta(seconds=60), secret + "x" * 1000)
     assert await claim(store, start + timedelta(seconds=59)) == []
     (again,) = await claim(store, start + timedelta(seconds=61))
     assert again.id == item.id
@@ -294,7 +293,7 @@ async def test_postgres_claims_skip_rows_locked_by_another_transaction(
     items = [(await accept(store, message()))[0] for _ in range(4)]
     start = now()
     async with store.transaction() as holder:
-        held = await holder.claim_outbox(2, start, LEASE)
+        held = await holder.outbox.claim(2, start, LEASE)
         # The first claim is still uncommitted: its rows are locked, not yet leased.
         others = await asyncio.wait_for(claim(store, start), timeout=5)
     assert [r.id for r in held] == [i.id for i in items[:2]]
@@ -309,11 +308,13 @@ async def test_stats_counts(store: SqlStore) -> None:
     await accept(store, message())
     await accept(store, message(object_name=None))
     async with store.transaction() as tx:
-        await tx.add_rejection(RejectionRecord(now(), "agent-1", "zone-1", 3, 2))
-        await tx.add_rejection(RejectionRecord(now(), None, "zone-1", 3, 2, "LearnerPersonal"))
-        await tx.add_rejection(RejectionRecord(now(), None, "zone-1", 1, 3))
+        await tx.audit.add_rejection(RejectionRecord(now(), "agent-1", "zone-1", 3, 2))
+        await tx.audit.add_rejection(
+            RejectionRecord(now(), None, "zone-1", 3, 2, "LearnerPersonal")
+        )
+        await tx.audit.add_rejection(RejectionRecord(now(), None, "zone-1", 1, 3))
     async with store.transaction() as tx:
-        stats = await tx.stats()
+        stats = await tx.disclosures.stats()
     assert stats.received == {"LearnerPersonal": 2, "SIF_Event": 1}
     assert stats.rejected == {"3/2": 2, "1/3": 1}
     assert stats.routed == {}
@@ -323,39 +324,43 @@ async def test_stats_counts(store: SqlStore) -> None:
 
 async def test_learner_upsert_keeps_old_values_when_new_are_none(store: SqlStore) -> None:
     async with store.transaction() as tx:
-        assert await tx.learner_school("R1") is None
-        await tx.remember_learner("R1", "SCH1", "A123456789012")
-        await tx.remember_learner("R1", None, None)
-        await tx.remember_learner("R1", None, "B123456789012")
+        assert await tx.learners.school("R1") is None
+        await tx.learners.remember("R1", "SCH1", "A123456789012")
+        await tx.learners.remember("R1", None, None)
+        await tx.learners.remember("R1", None, "B123456789012")
     async with store.transaction() as tx:
-        assert await tx.learner_school("R1") == "SCH1"
-        await tx.remember_learner("R1", "SCH2", None)
-        assert await tx.learner_school("R1") == "SCH2"
-        await tx.remember_learner("R2", None, None)
-        assert await tx.learner_school("R2") is None
+        assert await tx.learners.school("R1") == "SCH1"
+        await tx.learners.remember("R1", "SCH2", None)
+        assert await tx.learners.school("R1") == "SCH2"
+        await tx.learners.remember("R2", None, None)
+        assert await tx.learners.school("R2") is None
 
 
 async def test_registration_round_trip(store: SqlStore) -> None:
     reg = Registration("agent-1", "zone-1", "Push", ("2.*", "2.4"), 1_000_000, now(), ("A",))
     async with store.transaction() as tx:
-        await tx.save_registration(reg)
-        assert await tx.registration("agent-1", "zone-1") == reg
+        await tx.registrations.save(reg)
+        assert await tx.registrations.get("agent-1", "zone-1") == reg
         changed = Registration("agent-1", "zone-1", "Pull", ("2.4",), 5, now(), (), ("B", "C"))
-        await tx.save_registration(changed)
-        assert await tx.registration("agent-1", "zone-1") == changed
-        await tx.delete_registration("agent-1", "zone-1")
-        assert await tx.registration("agent-1", "zone-1") is None
+        await tx.registrations.save(changed)
+        assert await tx.registrations.get("agent-1", "zone-1") == changed
+        await tx.registrations.delete("agent-1", "zone-1")
+        assert await tx.registrations.get("agent-1", "zone-1") is None
 
 
 async def test_packets_come_back_in_packet_order(store: SqlStore) -> None:
     msgs = [message() for _ in range(3)]
     async with store.transaction() as tx:
         for number, msg in zip((3, 1, 2), msgs, strict=True):
-            await tx.add_message(msg)
-            await tx.add_packet(PacketRecord("agent-1", "REQ-1", number, number < 3, msg.id))
-        await tx.add_packet(PacketRecord("agent-1", "REQ-1", 1, True, msgs[1].id))  # resent
-        packets = await tx.packets("agent-1", "REQ-1")
-        assert await tx.packets("agent-1", "REQ-2") == []
+            await tx.messages.add(msg)
+            await tx.registrations.add_packet(
+                PacketRecord("agent-1", "REQ-1", number, number < 3, msg.id)
+            )
+        await tx.registrations.add_packet(
+            PacketRecord("agent-1", "REQ-1", 1, True, msgs[1].id)
+        )  # resent
+        packets = await tx.registrations.packets("agent-1", "REQ-1")
+        assert await tx.registrations.packets("agent-1", "REQ-2") == []
     assert [p.packet_number for p in packets] == [1, 2, 3]
     assert [p.more_packets for p in packets] == [True, True, False]
 

@@ -26,7 +26,8 @@ from hub.store import SqlStore, open_store
 from hub.store.engine import create_engine
 from hub.store.migrate import alembic_config
 from hub.store.models import held_copies
-from hub.store.repository import due_held_queries, subject_access_query
+from hub.store.repos.disclosures import subject_access_query
+from hub.store.repos.held import due_held_queries
 from tests.integration.test_store import accept, count, message, new_id
 
 pytestmark = pytest.mark.integration
@@ -92,12 +93,12 @@ async def outbox_rows(store: SqlStore, n: int = 1) -> list[OutboxRecord]:
 
 async def complete(store: SqlStore, *held_rows: HeldRecord) -> None:
     async with store.transaction() as tx:
-        await tx.complete_outbox([], [], held_rows)
+        await tx.held.add(held_rows)
 
 
 async def due(store: SqlStore, now: datetime, limit: int = 100) -> list[HeldRecord]:
     async with store.transaction() as tx:
-        return await tx.due_held(now, limit)
+        return await tx.held.due(now, limit)
 
 
 # -- agreement versions ---------------------------------------------------------------
@@ -107,11 +108,11 @@ async def test_versions_round_trip_in_order(store: SqlStore) -> None:
     records = [version("dsa-b", 1), version("dsa-a", 2, widens=True), version("dsa-a", 1)]
     async with store.transaction() as tx:
         for record in records:
-            await tx.add_agreement_version(record)
+            await tx.agreements.add_version(record)
     async with store.transaction() as tx:
-        listed = await tx.agreement_versions()
-        only_a = await tx.agreement_versions("dsa-a")
-        assert await tx.agreement_versions("dsa-x") == []
+        listed = await tx.agreements.versions()
+        only_a = await tx.agreements.versions("dsa-a")
+        assert await tx.agreements.versions("dsa-x") == []
     assert listed == [records[2], records[1], records[0]]
     assert only_a == [records[2], records[1]]
 
@@ -121,13 +122,13 @@ async def test_duplicate_version_raises_and_leaves_the_transaction_usable(
 ) -> None:
     first = version("dsa-1", 1)
     async with store.transaction() as tx:
-        await tx.add_agreement_version(first)
+        await tx.agreements.add_version(first)
     async with store.transaction() as tx:
         with pytest.raises(AlreadyExists):
-            await tx.add_agreement_version(dataclasses.replace(first, created_by="ops:mallory"))
-        await tx.add_agreement_version(version("dsa-1", 2))  # same transaction, still usable
+            await tx.agreements.add_version(dataclasses.replace(first, created_by="ops:mallory"))
+        await tx.agreements.add_version(version("dsa-1", 2))  # same transaction, still usable
     async with store.transaction() as tx:
-        stored = await tx.agreement_versions("dsa-1")
+        stored = await tx.agreements.versions("dsa-1")
     assert [v.version for v in stored] == [1, 2]
     assert stored[0] == first  # the original is untouched
 
@@ -142,23 +143,27 @@ async def test_lifecycle_upsert_replaces_the_row(store: SqlStore) -> None:
     )
     other = LifecycleRecord("dsa-0", "draft", "new", at(1), "ops:alice")
     async with store.transaction() as tx:
-        await tx.save_lifecycle(live)
-        await tx.save_lifecycle(other)
-        await tx.save_lifecycle(suspended)
+        await tx.agreements.save_lifecycle(live)
+        await tx.agreements.save_lifecycle(other)
+        await tx.agreements.save_lifecycle(suspended)
     async with store.transaction() as tx:
-        assert await tx.lifecycles() == [other, suspended]  # review_due cleared too
+        assert await tx.agreements.lifecycles() == [other, suspended]  # review_due cleared too
 
 
 async def test_approvals_are_idempotent_and_ordered_by_time(store: SqlStore) -> None:
     first = ApprovalRecord("dsa-1", "8812345", 2, "head@school", at(10))
     async with store.transaction() as tx:
-        await tx.add_approval(first)
-        await tx.add_approval(ApprovalRecord("dsa-1", "8812345", 2, "dpo@school", at(20)))
-        await tx.add_approval(ApprovalRecord("dsa-1", "8812345", 3, "head@school", at(5)))
-        await tx.add_approval(ApprovalRecord("dsa-2", "8800001", 1, "head@other", at(1)))
+        await tx.agreements.add_approval(first)
+        await tx.agreements.add_approval(
+            ApprovalRecord("dsa-1", "8812345", 2, "dpo@school", at(20))
+        )
+        await tx.agreements.add_approval(
+            ApprovalRecord("dsa-1", "8812345", 3, "head@school", at(5))
+        )
+        await tx.agreements.add_approval(ApprovalRecord("dsa-2", "8800001", 1, "head@other", at(1)))
     async with store.transaction() as tx:
-        every = await tx.approvals()
-        mine = await tx.approvals("dsa-1")
+        every = await tx.agreements.approvals()
+        mine = await tx.agreements.approvals("dsa-1")
     assert [(a.agreement_id, a.version) for a in every] == [
         ("dsa-2", 1),
         ("dsa-1", 3),
@@ -173,13 +178,13 @@ async def test_pupil_access_upsert(store: SqlStore) -> None:
     everyone = PupilAccessRecord("dsa-1", "8812345", "all", (), at(1), "dpo@school")
     other = PupilAccessRecord("dsa-1", "8800001", "all_except", ("R9",), at(2), "head@other")
     async with store.transaction() as tx:
-        await tx.save_pupil_access(only)
-        await tx.save_pupil_access(other)
-        assert await tx.pupil_access("dsa-1") == [other, only]
-        await tx.save_pupil_access(everyone)
+        await tx.privacy.save_pupil_access(only)
+        await tx.privacy.save_pupil_access(other)
+        assert await tx.privacy.pupil_access("dsa-1") == [other, only]
+        await tx.privacy.save_pupil_access(everyone)
     async with store.transaction() as tx:
-        assert await tx.pupil_access() == [other, everyone]
-        assert await tx.pupil_access("dsa-2") == []
+        assert await tx.privacy.pupil_access() == [other, everyone]
+        assert await tx.privacy.pupil_access("dsa-2") == []
 
 
 # -- cohorts and suppressions ---------------------------------------------------------
@@ -187,52 +192,52 @@ async def test_pupil_access_upsert(store: SqlStore) -> None:
 
 async def test_replace_cohort_replaces_the_whole_set(store: SqlStore) -> None:
     async with store.transaction() as tx:
-        await tx.replace_cohort("la-send", "ehcp", ["R1", "R2", "R2"])
-        await tx.replace_cohort("la-send", "cin", ["R1"])
-        await tx.replace_cohort("vs", "ehcp", ["R7"])
+        await tx.privacy.replace_cohort("la-send", "ehcp", ["R1", "R2", "R2"])
+        await tx.privacy.replace_cohort("la-send", "cin", ["R1"])
+        await tx.privacy.replace_cohort("vs", "ehcp", ["R7"])
     async with store.transaction() as tx:
-        await tx.replace_cohort("la-send", "ehcp", ["R3", "R2"])
+        await tx.privacy.replace_cohort("la-send", "ehcp", ["R3", "R2"])
     async with store.transaction() as tx:
-        assert await tx.cohorts() == {
+        assert await tx.privacy.cohorts() == {
             ("la-send", "ehcp"): frozenset({"R2", "R3"}),
             ("la-send", "cin"): frozenset({"R1"}),
             ("vs", "ehcp"): frozenset({"R7"}),
         }
-        await tx.replace_cohort("la-send", "cin", [])
-        assert ("la-send", "cin") not in await tx.cohorts()
+        await tx.privacy.replace_cohort("la-send", "cin", [])
+        assert ("la-send", "cin") not in await tx.privacy.cohorts()
 
 
 async def test_replace_cohort_is_part_of_the_transaction(store: SqlStore) -> None:
     async with store.transaction() as tx:
-        await tx.replace_cohort("la-send", "ehcp", ["R1"])
+        await tx.privacy.replace_cohort("la-send", "ehcp", ["R1"])
 
     async def replace_then_fail() -> None:
         async with store.transaction() as tx:
-            await tx.replace_cohort("la-send", "ehcp", ["R9"])
+            await tx.privacy.replace_cohort("la-send", "ehcp", ["R9"])
             raise Boom
 
     with pytest.raises(Boom):
         await replace_then_fail()
     async with store.transaction() as tx:
-        assert await tx.cohorts() == {("la-send", "ehcp"): frozenset({"R1"})}
+        assert await tx.privacy.cohorts() == {("la-send", "ehcp"): frozenset({"R1"})}
 
 
 async def test_suppressions_lift_once(store: SqlStore) -> None:
     deceased = SuppressionRecord("s1", "R1", "deceased", at(0), "ops:alice")
     adopted = SuppressionRecord("s2", UPN, "adopted", at(1), "ops:alice")
     async with store.transaction() as tx:
-        await tx.add_suppression(adopted)
-        await tx.add_suppression(deceased)
+        await tx.privacy.add_suppression(adopted)
+        await tx.privacy.add_suppression(deceased)
         with pytest.raises(AlreadyExists):
-            await tx.add_suppression(dataclasses.replace(deceased, learner="R2"))
-        assert await tx.suppressions() == [deceased, adopted]
+            await tx.privacy.add_suppression(dataclasses.replace(deceased, learner="R2"))
+        assert await tx.privacy.suppressions() == [deceased, adopted]
     async with store.transaction() as tx:
-        assert await tx.lift_suppression("s1", at(10), "ops:bob", "recorded in error")
-        assert not await tx.lift_suppression("s1", at(11), "ops:carol", "again")
-        assert not await tx.lift_suppression("nope", at(11), "ops:carol", "unknown")
+        assert await tx.privacy.lift_suppression("s1", at(10), "ops:bob", "recorded in error")
+        assert not await tx.privacy.lift_suppression("s1", at(11), "ops:carol", "again")
+        assert not await tx.privacy.lift_suppression("nope", at(11), "ops:carol", "unknown")
     async with store.transaction() as tx:
-        assert await tx.suppressions() == [adopted]
-        assert await tx.suppressions(active_only=False) == [
+        assert await tx.privacy.suppressions() == [adopted]
+        assert await tx.privacy.suppressions(active_only=False) == [
             dataclasses.replace(
                 deceased, lifted_at=at(10), lifted_by="ops:bob", lift_reason="recorded in error"
             ),
@@ -246,13 +251,13 @@ async def test_suppressions_lift_once(store: SqlStore) -> None:
 async def test_outbox_item_and_learner_upns(store: SqlStore) -> None:
     (item,) = await outbox_rows(store)
     async with store.transaction() as tx:
-        assert await tx.outbox_item(item.id) == item
-        assert await tx.outbox_item("missing") is None
-        await tx.remember_learner("R1", "SCH1", UPN)
-        await tx.remember_learner("R2", "SCH1", None)  # no UPN known
+        assert await tx.outbox.get(item.id) == item
+        assert await tx.outbox.get("missing") is None
+        await tx.learners.remember("R1", "SCH1", UPN)
+        await tx.learners.remember("R2", "SCH1", None)  # no UPN known
         refids = ["R1", "R2", "R3", "R1"] + [f"X{n}" for n in range(1200)]  # several chunks
-        assert await tx.learner_upns(refids) == {"R1": UPN}
-        assert await tx.learner_upns([]) == {}
+        assert await tx.learners.upns(refids) == {"R1": UPN}
+        assert await tx.learners.upns([]) == {}
 
 
 # -- held copies ----------------------------------------------------------------------
@@ -263,7 +268,9 @@ async def test_held_rows_are_written_with_the_outbox_completion(store: SqlStore)
 
     async def complete_then_fail() -> None:
         async with store.transaction() as tx:
-            await tx.complete_outbox([a.id], [disclosure(a, refid="R1")], [held(a)])
+            await tx.disclosures.add([disclosure(a, refid="R1")])
+            await tx.held.add([held(a)])
+            await tx.outbox.complete([a.id])
             raise Boom
 
     with pytest.raises(Boom):
@@ -271,12 +278,14 @@ async def test_held_rows_are_written_with_the_outbox_completion(store: SqlStore)
     for name in ("disclosures", "held_copies"):
         assert await count(store, name) == 0
     async with store.transaction() as tx:
-        assert (await tx.stats()).pending == 2
+        assert (await tx.disclosures.stats()).pending == 2
 
     kept = held(b, reason="suspended", release_after=None)
     async with store.transaction() as tx:
-        await tx.complete_outbox([a.id, b.id], [disclosure(a, refid="R1")], [held(a), kept])
-        assert (await tx.stats()).pending == 0
+        await tx.disclosures.add([disclosure(a, refid="R1")])
+        await tx.held.add([held(a), kept])
+        await tx.outbox.complete([a.id, b.id])
+        assert (await tx.disclosures.stats()).pending == 0
     assert await count(store, "held_copies") == 2
     async with store.engine.connect() as conn:
         row = (await conn.execute(select(held_copies).where(held_copies.c.id == kept.id))).one()
@@ -294,12 +303,12 @@ async def test_due_held_selection(store: SqlStore) -> None:
     await complete(store, open_window, closed_window, no_window, suspended, other_suspended)
     await complete(store, settled)
     async with store.transaction() as tx:
-        await tx.settle_held([settled.id], "released", at(5))
+        await tx.held.settle([settled.id], "released", at(5))
 
     assert await due(store, at(29)) == []
     assert [h.id for h in await due(store, at(30))] == [open_window.id]  # release_after <= now
     async with store.transaction() as tx:
-        assert await tx.decide_held("dsa-1", "release") == 1
+        assert await tx.held.decide("dsa-1", "release") == 1
     got = await due(store, at(30))
     assert [h.id for h in got] == [open_window.id, suspended.id]  # oldest first
     assert got[1] == dataclasses.replace(suspended, decision="release")
@@ -327,21 +336,21 @@ async def test_decide_held_release_and_discard(store: SqlStore) -> None:
     scheduled = held(item, release_after=at(60))
     await complete(store, one, two, elsewhere, scheduled)
     async with store.transaction() as tx:
-        assert await tx.held_summary() == {
+        assert await tx.held.summary() == {
             "dsa-1": {"suspended": 2, "schedule": 1},
             "dsa-2": {"suspended": 1},
         }
         with pytest.raises(ValueError, match="decision"):
-            await tx.decide_held("dsa-1", "maybe")
-        assert await tx.decide_held("dsa-1", "discard") == 2
-        assert await tx.decide_held("dsa-1", "release") == 0  # discarded rows are settled
-        assert await tx.decide_held("dsa-3", "release") == 0
+            await tx.held.decide("dsa-1", "maybe")
+        assert await tx.held.decide("dsa-1", "discard") == 2
+        assert await tx.held.decide("dsa-1", "release") == 0  # discarded rows are settled
+        assert await tx.held.decide("dsa-3", "release") == 0
     assert await due(store, at(1000)) == [scheduled]  # discarded copies never come back
     async with store.transaction() as tx:
-        assert await tx.held_summary() == {"dsa-1": {"schedule": 1}, "dsa-2": {"suspended": 1}}
-        await tx.settle_held([scheduled.id, elsewhere.id], "dropped", at(70))
-        assert await tx.held_summary() == {}
-        await tx.settle_held([], "released", at(70))
+        assert await tx.held.summary() == {"dsa-1": {"schedule": 1}, "dsa-2": {"suspended": 1}}
+        await tx.held.settle([scheduled.id, elsewhere.id], "dropped", at(70))
+        assert await tx.held.summary() == {}
+        await tx.held.settle([], "released", at(70))
     async with store.engine.connect() as conn:
         outcomes = dict((await conn.execute(select(held_copies.c.id, held_copies.c.outcome))).all())
         settled_at = dict(
@@ -360,7 +369,7 @@ async def test_decide_held_release_and_discard(store: SqlStore) -> None:
 async def test_naive_datetimes_are_refused_by_held_queries(store: SqlStore) -> None:
     async def naive() -> None:
         async with store.transaction() as tx:
-            await tx.due_held(datetime.now(), 10)
+            await tx.held.due(datetime.now(), 10)
 
     with pytest.raises(StatementError, match="naive datetime"):
         await naive()
@@ -373,9 +382,10 @@ async def test_disclosure_columns_round_trip(store: SqlStore) -> None:
     (item,) = await outbox_rows(store)
     record = dataclasses.replace(disclosure(item, upn=UPN, refid="R1"), acknowledged_at=at(3))
     async with store.transaction() as tx:
-        await tx.complete_outbox([item.id], [record])
+        await tx.disclosures.add([record])
+        await tx.outbox.complete([item.id])
     async with store.transaction() as tx:
-        assert await tx.disclosures_for(refid="R1") == [record]
+        assert await tx.disclosures.for_subject(refid="R1") == [record]
 
 
 async def test_subject_access_by_upn_finds_rows_recorded_with_only_a_refid(
@@ -390,32 +400,37 @@ async def test_subject_access_by_upn_finds_rows_recorded_with_only_a_refid(
     unknown_refid = disclosure(item, refid="R3", published=at(0))
     rows = [by_upn, before_upn_known, old_school_refid, upn_only, someone_else, unknown_refid]
     async with store.transaction() as tx:
-        await tx.complete_outbox([item.id], rows)
-        await tx.remember_learner("R1", "SCH1", UPN)
-        await tx.remember_learner("R0", "SCH0", UPN)  # the same pupil at a previous school
-        await tx.remember_learner("R2", "SCH1", "B999999999999")
+        await tx.disclosures.add(rows)
+        await tx.outbox.complete([item.id])
+        await tx.learners.remember("R1", "SCH1", UPN)
+        await tx.learners.remember("R0", "SCH0", UPN)  # the same pupil at a previous school
+        await tx.learners.remember("R2", "SCH1", "B999999999999")
     async with store.transaction() as tx:
-        found = await tx.disclosures_for(upn=UPN)
+        found = await tx.disclosures.for_subject(upn=UPN)
         assert found == [before_upn_known, old_school_refid, by_upn, upn_only]
-        assert await tx.disclosures_for(upn=UPN, limit=2) == [before_upn_known, old_school_refid]
-        assert await tx.disclosures_for(refid="R1") == [before_upn_known, by_upn]
-        assert await tx.disclosures_for(refid="R3") == [unknown_refid]
-        assert await tx.disclosures_for(upn="C000000000000") == []
-        assert await tx.disclosures_for(upn="C000000000000", refid="R3") == [unknown_refid]
+        assert await tx.disclosures.for_subject(upn=UPN, limit=2) == [
+            before_upn_known,
+            old_school_refid,
+        ]
+        assert await tx.disclosures.for_subject(refid="R1") == [before_upn_known, by_upn]
+        assert await tx.disclosures.for_subject(refid="R3") == [unknown_refid]
+        assert await tx.disclosures.for_subject(upn="C000000000000") == []
+        assert await tx.disclosures.for_subject(upn="C000000000000", refid="R3") == [unknown_refid]
         with pytest.raises(ValueError, match="upn"):
-            await tx.disclosures_for()
+            await tx.disclosures.for_subject()
 
 
 async def test_acknowledge_keeps_the_first_time(store: SqlStore) -> None:
     (item,) = await outbox_rows(store)
     rows = [disclosure(item, refid="R1", copy_msg_id=f"C{n}", published=at(n)) for n in range(3)]
     async with store.transaction() as tx:
-        await tx.complete_outbox([item.id], rows)
+        await tx.disclosures.add(rows)
+        await tx.outbox.complete([item.id])
     async with store.transaction() as tx:
-        assert await tx.acknowledge(["C0", "C1", "C0", "unknown"], at(10)) == 2
-        assert await tx.acknowledge(["C1", "C2"], at(20)) == 1
-        assert await tx.acknowledge([], at(30)) == 0
-        found = await tx.disclosures_for(refid="R1")
+        assert await tx.disclosures.acknowledge(["C0", "C1", "C0", "unknown"], at(10)) == 2
+        assert await tx.disclosures.acknowledge(["C1", "C2"], at(20)) == 1
+        assert await tx.disclosures.acknowledge([], at(30)) == 0
+        found = await tx.disclosures.for_subject(refid="R1")
     assert [d.acknowledged_at for d in found] == [at(10), at(10), at(20)]
 
 
@@ -453,8 +468,8 @@ async def test_disclosures_from_before_0002_are_kept_and_found(database_url: str
     store = await open_store(database_url)  # upgrades to head
     try:
         async with store.transaction() as tx:
-            await tx.remember_learner("R1", "SCH1", UPN)
-            (found,) = await tx.disclosures_for(upn=UPN)
+            await tx.learners.remember("R1", "SCH1", UPN)
+            (found,) = await tx.disclosures.for_subject(upn=UPN)
         assert (found.copy_msg_id, found.upn, found.lawful_basis, found.paths) == (
             "C1",
             None,
