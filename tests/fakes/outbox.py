@@ -1,0 +1,49 @@
+"""In-memory hub.core.ports.Outbox: FIFO claims under a lease, as the SQL store."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from hub.core.records import OutboxRecord
+from tests.fakes.state import FakeRepo, OutboxRow, utcnow
+
+
+class FakeOutbox(FakeRepo):
+    async def add(self, items: Sequence[OutboxRecord]) -> None:
+        now = utcnow()  # due at once
+        for item in items:
+            self._state.last_seq_no += 1
+            self._state.outbox[item.id] = OutboxRow(item, self._state.last_seq_no, now)
+
+    async def claim(self, limit: int, now: datetime, lease_seconds: float) -> list[OutboxRecord]:
+        rows = sorted(
+            (row for row in self._state.outbox.values() if _claimable(row, now)),
+            key=lambda row: row.seq_no,
+        )[:limit]
+        for row in rows:
+            row.lease_until = now + timedelta(seconds=lease_seconds)
+        return [row.record for row in rows]
+
+    async def complete(self, outbox_ids: Sequence[str]) -> None:
+        now = utcnow()
+        for row in self._rows(outbox_ids):
+            row.done_at, row.lease_until = now, None
+
+    async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None:
+        for row in self._rows([outbox_id]):
+            row.record = dataclasses.replace(row.record, attempts=row.record.attempts + 1)
+            row.next_attempt_at, row.lease_until, row.last_error = next_attempt_at, None, error
+
+    async def get(self, outbox_id: str) -> OutboxRecord | None:
+        row = self._state.outbox.get(outbox_id)
+        return None if row is None else row.record
+
+    def _rows(self, outbox_ids: Sequence[str]) -> list[OutboxRow]:
+        return [self._state.outbox[i] for i in dict.fromkeys(outbox_ids) if i in self._state.outbox]
+
+
+def _claimable(row: OutboxRow, now: datetime) -> bool:
+    leased = row.lease_until is not None and row.lease_until >= now
+    return row.done_at is None and row.next_attempt_at <= now and not leased

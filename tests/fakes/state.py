@@ -1,0 +1,71 @@
+"""The in-memory tables the fake repositories share: one FakeStore's committed state, or a
+transaction's working copy of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hub.core.records import (
+    AgreementVersionRecord,
+    ApprovalRecord,
+    AuditRecord,
+    DisclosureRecord,
+    HeldRecord,
+    LifecycleRecord,
+    MessageRecord,
+    OutboxRecord,
+    PacketRecord,
+    PupilAccessRecord,
+    Registration,
+    RejectionRecord,
+    SuppressionRecord,
+)
+
+
+def utcnow() -> datetime:
+    """Wall-clock time, where the SQL store uses it (due at once, done at, discarded at)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class OutboxRow:
+    """An outbox row's record plus the columns the port does not hand out."""
+
+    record: OutboxRecord
+    seq_no: int
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    done_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Learner:
+    school: str | None
+    upn: str | None
+
+
+@dataclass
+class State:
+    messages: dict[str, MessageRecord] = field(default_factory=dict)
+    outbox: dict[str, OutboxRow] = field(default_factory=dict)
+    last_seq_no: int = 0
+    registrations: dict[tuple[str, str], Registration] = field(default_factory=dict)
+    packets: dict[tuple[str, str, int], PacketRecord] = field(default_factory=dict)
+    learners: dict[str, Learner] = field(default_factory=dict)
+    versions: dict[tuple[str, int], AgreementVersionRecord] = field(default_factory=dict)
+    lifecycles: dict[str, LifecycleRecord] = field(default_factory=dict)
+    approvals: dict[tuple[str, str, int], ApprovalRecord] = field(default_factory=dict)
+    pupil_access: dict[tuple[str, str], PupilAccessRecord] = field(default_factory=dict)
+    cohorts: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    suppressions: dict[str, SuppressionRecord] = field(default_factory=dict)
+    held: dict[str, HeldRecord] = field(default_factory=dict)
+    disclosures: list[DisclosureRecord] = field(default_factory=list)  # in insertion order
+    audit: list[AuditRecord] = field(default_factory=list)
+    rejections: list[RejectionRecord] = field(default_factory=list)
+
+
+class FakeRepo:
+    def __init__(self, state: State) -> None:
+        self._state = state

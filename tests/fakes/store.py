@@ -1,0 +1,88 @@
+"""FakeStore: hub.core.ports.Store in memory, for fast unit tests of pipeline logic.
+
+A transaction works on a deep copy of the committed state and replaces it only when its
+block exits cleanly, so a transaction that raises leaves no trace. Transactions run one
+at a time (as on SQLite). `unavailable = True` makes the store refuse like a database
+that is down. Read `store.state` afresh after a transaction: it is a new object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hub.core.ports import StoreUnavailable
+from tests.fakes.agreements import FakeAgreements
+from tests.fakes.audit import FakeAudit
+from tests.fakes.disclosures import FakeDisclosures
+from tests.fakes.held import FakeHeld
+from tests.fakes.learners import FakeLearners
+from tests.fakes.messages import FakeMessages
+from tests.fakes.outbox import FakeOutbox
+from tests.fakes.privacy import FakePrivacy
+from tests.fakes.registrations import FakeRegistrations
+from tests.fakes.state import State
+
+if TYPE_CHECKING:
+    from hub.core.ports import Store, Tx
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeTx:
+    messages: FakeMessages
+    outbox: FakeOutbox
+    registrations: FakeRegistrations
+    learners: FakeLearners
+    agreements: FakeAgreements
+    privacy: FakePrivacy
+    held: FakeHeld
+    disclosures: FakeDisclosures
+    audit: FakeAudit
+
+    @classmethod
+    def on(cls, state: State) -> FakeTx:
+        return cls(
+            messages=FakeMessages(state),
+            outbox=FakeOutbox(state),
+            registrations=FakeRegistrations(state),
+            learners=FakeLearners(state),
+            agreements=FakeAgreements(state),
+            privacy=FakePrivacy(state),
+            held=FakeHeld(state),
+            disclosures=FakeDisclosures(state),
+            audit=FakeAudit(state),
+        )
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.state = State()
+        self.unavailable = False
+        self._serial = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[FakeTx]:
+        async with self._serial:
+            self._refuse_if_down()
+            working = copy.deepcopy(self.state)
+            yield FakeTx.on(working)
+            self._refuse_if_down()  # a commit can fail too
+            self.state = working
+
+    async def ping(self) -> None:
+        self._refuse_if_down()
+
+    def _refuse_if_down(self) -> None:
+        if self.unavailable:
+            raise StoreUnavailable("fake store: database unavailable")
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: FakeStore, tx: FakeTx) -> tuple[Store, Tx]:
+        """Checked by mypy only: the fakes satisfy the pipeline's protocols."""
+        return store, tx
