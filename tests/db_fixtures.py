@@ -66,19 +66,32 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / 'hub.db'}"
 
 
-@pytest.fixture(params=BACKENDS, ids=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
+@asynccontextmanager
+async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
+    """An empty database on `backend` ("sqlite" or "postgresql"), gone afterwards."""
+    if backend == "sqlite":
+        yield sqlite_url(directory)
         return
     async with fresh_pg_database() as url:
         yield url
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    opened = await open_store(database_url)
+@asynccontextmanager
+async def migrated_store(url: str) -> AsyncIterator[SqlStore]:
+    opened = await open_store(url)
     try:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[SqlStore]:
+    async with migrated_store(database_url) as opened:
+        yield opened

@@ -1,0 +1,482 @@
+"""The store contract: the same behaviour assertions against SqlStore (SQLite and
+PostgreSQL) and the in-memory FakeStore, so that the fake the pipeline unit tests use
+cannot drift from the real store. One test per aggregate's main methods."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hub.core.envelope import Action, MessageKind
+from hub.core.ports import AlreadyExists, DuplicateMessage, Store
+from hub.core.records import (
+    AgreementVersionRecord,
+    ApprovalRecord,
+    AuditRecord,
+    DisclosureRecord,
+    HeldRecord,
+    LifecycleRecord,
+    MessageRecord,
+    OutboxRecord,
+    PacketRecord,
+    PupilAccessRecord,
+    Registration,
+    RejectionRecord,
+    Stats,
+    SuppressionRecord,
+)
+from tests.db_fixtures import BACKENDS, fresh_database, migrated_store
+from tests.fakes import FakeStore
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+UPN = "A123456789012"
+OTHER_UPN = "B123456789012"
+LEASE = 30.0
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture(params=[*BACKENDS, "fake"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "fake":
+        yield FakeStore()
+        return
+    async with fresh_database(request.param, tmp_path) as url, migrated_store(url) as store:
+        yield store
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def message(
+    *,
+    agent_id: str = "agent-1",
+    sif_msg_id: str | None = None,
+    object_name: str | None = "LearnerPersonal",
+) -> MessageRecord:
+    return MessageRecord(
+        id=new_id(),
+        agent_id=agent_id,
+        zone="zone-1",
+        sif_msg_id=sif_msg_id or new_id().upper(),
+        kind=MessageKind.EVENT,
+        version="2.4",
+        received_at=T0,
+        payload=b"<SIF_Message/>",
+        object_name=object_name,
+        action=Action.ADD if object_name else None,
+        school="SCH1",
+    )
+
+
+def outbox_item(msg: MessageRecord, seq: int, refid: str = "R1") -> OutboxRecord:
+    return OutboxRecord(
+        id=new_id(),
+        message_id=msg.id,
+        seq=seq,
+        zone=msg.zone,
+        source_agent=msg.agent_id,
+        object_name="LearnerPersonal",
+        action=Action.ADD,
+        school=msg.school,
+        subject_refid=refid,
+        object_xml=b"<LearnerPersonal/>",
+    )
+
+
+def disclosure(
+    *,
+    refid: str | None = "R1",
+    upn: str | None = None,
+    published: datetime = T0,
+    copy_msg_id: str | None = None,
+    subscriber: str = "la-send",
+) -> DisclosureRecord:
+    return DisclosureRecord(
+        outbox_id=new_id(),
+        message_id=new_id(),
+        copy_msg_id=copy_msg_id or new_id(),
+        subscriber=subscriber,
+        agreement_id="dsa-1",
+        agreement_version=2,
+        object_name="LearnerPersonal",
+        action=Action.ADD,
+        school="SCH1",
+        subject_refid=refid,
+        published_at=published,
+        upn=upn,
+        lawful_basis="UK GDPR Art 6(1)(e)",
+        purpose="SEND casework",
+        paths=("LearnerPersonal/UPN",),
+    )
+
+
+def held(
+    outbox_id: str,
+    *,
+    reason: str = "schedule",
+    held_at: datetime = T0,
+    release_after: datetime | None = None,
+    agreement_id: str = "dsa-1",
+) -> HeldRecord:
+    return HeldRecord(new_id(), outbox_id, "la-send", agreement_id, reason, held_at, release_after)
+
+
+async def accept(store: Store, objects: int = 1) -> list[OutboxRecord]:
+    """What ingest does: message + outbox + audit in one transaction."""
+    msg = message()
+    items = [outbox_item(msg, seq) for seq in range(objects)]
+    async with store.transaction() as tx:
+        await tx.messages.add(msg)
+        await tx.outbox.add(items)
+        await tx.audit.add(AuditRecord(T0, "agent:agent-1", "message.accepted", "zone-1"))
+    return items
+
+
+async def claim(store: Store, now: datetime, limit: int = 100) -> list[OutboxRecord]:
+    async with store.transaction() as tx:
+        return await tx.outbox.claim(limit, now, LEASE)
+
+
+async def stats(store: Store) -> Stats:
+    async with store.transaction() as tx:
+        return await tx.disclosures.stats()
+
+
+def ids(records: list[OutboxRecord] | list[HeldRecord]) -> list[str]:
+    return [r.id for r in records]
+
+
+# -- transactions and messages ---------------------------------------------------------
+
+
+async def test_a_transaction_that_raises_leaves_no_trace(any_store: Store) -> None:
+    msg = message()
+
+    async def write_then_fail() -> None:
+        async with any_store.transaction() as tx:
+            await tx.messages.add(msg)
+            await tx.outbox.add([outbox_item(msg, 0)])
+            await tx.learners.remember("R1", "SCH1", UPN)
+            await tx.audit.add_rejection(RejectionRecord(T0, "agent-1", "zone-1", 3, 2))
+            await tx.disclosures.add([disclosure()])
+            raise Boom
+
+    with pytest.raises(Boom):
+        await write_then_fail()
+    async with any_store.transaction() as tx:
+        assert not await tx.messages.exists(msg.agent_id, msg.sif_msg_id)
+        assert await tx.learners.school("R1") is None
+        assert await tx.disclosures.for_subject(refid="R1") == []
+    assert await stats(any_store) == Stats(
+        received={}, rejected={}, routed={}, delivered={}, pending=0
+    )
+
+
+async def test_messages_refuse_a_repeat_and_keep_the_payload(any_store: Store) -> None:
+    msg = message()
+    async with any_store.transaction() as tx:
+        assert not await tx.messages.exists(msg.agent_id, msg.sif_msg_id)
+        await tx.messages.add(msg)
+        with pytest.raises(DuplicateMessage):
+            await tx.messages.add(dataclasses.replace(msg, id=new_id()))
+        # Still usable after the refusal; another agent may reuse the SIF_MsgId.
+        await tx.messages.add(message(agent_id="agent-2", sif_msg_id=msg.sif_msg_id))
+    async with any_store.transaction() as tx:
+        assert await tx.messages.exists(msg.agent_id, msg.sif_msg_id)
+        assert await tx.messages.exists("agent-2", msg.sif_msg_id)
+        assert not await tx.messages.exists("agent-3", msg.sif_msg_id)
+        assert await tx.messages.payload(msg.id) == msg.payload
+        assert await tx.messages.payload("unknown") is None
+    assert (await stats(any_store)).received == {"LearnerPersonal": 2}
+
+
+# -- outbox ----------------------------------------------------------------------------
+
+
+async def test_outbox_claims_in_arrival_order_under_a_lease(any_store: Store) -> None:
+    first = await accept(any_store, 2)
+    second = await accept(any_store, 1)
+    start = datetime.now(UTC)  # rows are due from when they were added (wall clock)
+    assert await claim(any_store, start, limit=2) == first
+    assert await claim(any_store, start) == second  # the first two are leased
+    assert await claim(any_store, start + timedelta(seconds=LEASE)) == []  # lease not passed
+    after_lease = start + timedelta(seconds=LEASE + 1)
+    assert await claim(any_store, after_lease) == first + second
+    assert await claim(any_store, after_lease, limit=0) == []
+
+
+async def test_outbox_done_rows_are_never_claimed_and_retries_count(any_store: Store) -> None:
+    done, failed = await accept(any_store, 2)
+    start = datetime.now(UTC)
+    await claim(any_store, start)
+    async with any_store.transaction() as tx:
+        await tx.outbox.complete([done.id])
+        await tx.outbox.retry(failed.id, start + timedelta(seconds=60), "BrokerUnavailable")
+    retried = dataclasses.replace(failed, attempts=1)
+    async with any_store.transaction() as tx:
+        assert await tx.outbox.get(failed.id) == retried
+        assert await tx.outbox.get(done.id) == done
+        assert await tx.outbox.get("unknown") is None
+    assert await claim(any_store, start + timedelta(seconds=59)) == []  # not due yet
+    assert await claim(any_store, start + timedelta(seconds=60)) == [retried]  # lease cleared
+    assert await claim(any_store, start + timedelta(days=1)) == [retried]
+    figures = await stats(any_store)
+    assert (figures.routed, figures.pending) == ({"LearnerPersonal": 1}, 1)
+    async with any_store.transaction() as tx:
+        await tx.outbox.complete([])  # nothing to do
+        await tx.outbox.retry(failed.id, start, "again")
+        assert await tx.outbox.get(failed.id) == dataclasses.replace(failed, attempts=2)
+
+
+# -- registrations and packets ---------------------------------------------------------
+
+
+async def test_registrations_and_response_packets(any_store: Store) -> None:
+    reg = Registration("agent-1", "zone-1", "Push", ("2.*", "2.4"), 1_000_000, T0, ("A",))
+    msgs = [message() for _ in range(3)]
+    async with any_store.transaction() as tx:
+        await tx.registrations.save(reg)
+        assert await tx.registrations.get("agent-1", "zone-1") == reg
+        assert await tx.registrations.get("agent-1", "zone-2") is None
+        changed = Registration("agent-1", "zone-1", "Pull", ("2.4",), 5, at(1), (), ("B", "C"))
+        await tx.registrations.save(changed)
+        assert await tx.registrations.get("agent-1", "zone-1") == changed
+        await tx.registrations.delete("agent-1", "zone-1")
+        assert await tx.registrations.get("agent-1", "zone-1") is None
+        for number, msg in zip((3, 1, 2), msgs, strict=True):
+            await tx.messages.add(msg)
+            packet = PacketRecord("agent-1", "REQ-1", number, number < 3, msg.id)
+            await tx.registrations.add_packet(packet)
+        resent = PacketRecord("agent-1", "REQ-1", 1, True, msgs[2].id)
+        await tx.registrations.add_packet(resent)  # replaces packet 1
+    async with any_store.transaction() as tx:
+        packets = await tx.registrations.packets("agent-1", "REQ-1")
+        assert await tx.registrations.packets("agent-1", "REQ-2") == []
+    assert [(p.packet_number, p.more_packets, p.message_id) for p in packets] == [
+        (1, True, msgs[2].id),
+        (2, True, msgs[2].id),
+        (3, False, msgs[0].id),
+    ]
+
+
+# -- learners --------------------------------------------------------------------------
+
+
+async def test_learners_keep_what_is_known_when_told_nothing(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        assert await tx.learners.school("R1") is None
+        await tx.learners.remember("R1", "SCH1", UPN)
+        await tx.learners.remember("R1", None, None)
+        await tx.learners.remember("R1", None, OTHER_UPN)
+    async with any_store.transaction() as tx:
+        assert await tx.learners.school("R1") == "SCH1"
+        await tx.learners.remember("R1", "SCH2", None)
+        await tx.learners.remember("R2", None, None)  # nothing learnt: no row
+        await tx.learners.remember("R3", "SCH1", None)
+        assert await tx.learners.school("R1") == "SCH2"
+        assert await tx.learners.school("R2") is None
+        assert await tx.learners.upns(["R1", "R2", "R3", "R9", "R1"]) == {"R1": OTHER_UPN}
+        assert await tx.learners.upns([]) == {}
+
+
+# -- agreements ------------------------------------------------------------------------
+
+
+def version(agreement_id: str, number: int) -> AgreementVersionRecord:
+    body = {"id": agreement_id, "rules": [{"object": "LearnerPersonal", "exclude": ["a/b"]}]}
+    return AgreementVersionRecord(agreement_id, number, body, at(number), "ops:alice", number > 1)
+
+
+async def test_agreement_versions_lifecycles_and_approvals(any_store: Store) -> None:
+    b1, a2, a1 = version("dsa-b", 1), version("dsa-a", 2), version("dsa-a", 1)
+    live = LifecycleRecord("dsa-b", "live", "config", at(0), "config", review_due=at(900))
+    suspended = LifecycleRecord("dsa-b", "suspended", "breach", at(5), "ops:bob", at(60))
+    other = LifecycleRecord("dsa-a", "draft", "config", at(0), "config")
+    first = ApprovalRecord("dsa-a", "8812345", 1, "head@school", at(10))
+    async with any_store.transaction() as tx:
+        for record in (b1, a2, a1):
+            await tx.agreements.add_version(record)
+        with pytest.raises(AlreadyExists):
+            await tx.agreements.add_version(dataclasses.replace(a1, created_by="ops:mallory"))
+        await tx.agreements.save_lifecycle(live)
+        await tx.agreements.save_lifecycle(other)
+        await tx.agreements.save_lifecycle(suspended)  # replaces live
+        await tx.agreements.add_approval(first)
+        await tx.agreements.add_approval(dataclasses.replace(first, approved_by="dpo@school"))
+        await tx.agreements.add_approval(ApprovalRecord("dsa-a", "8812345", 2, "head", at(5)))
+        await tx.agreements.add_approval(ApprovalRecord("dsa-b", "8800001", 1, "head", at(1)))
+    async with any_store.transaction() as tx:
+        assert await tx.agreements.versions() == [a1, a2, b1]
+        assert await tx.agreements.versions("dsa-a") == [a1, a2]
+        assert await tx.agreements.versions("dsa-x") == []
+        assert await tx.agreements.lifecycles() == [other, suspended]
+        every = await tx.agreements.approvals()
+        mine = await tx.agreements.approvals("dsa-a")
+    assert [(a.agreement_id, a.version, a.approved_by) for a in every] == [
+        ("dsa-b", 1, "head"),
+        ("dsa-a", 2, "head"),
+        ("dsa-a", 1, "head@school"),  # the first receipt is kept
+    ]
+    assert mine == [every[1], every[2]]
+
+
+# -- privacy ---------------------------------------------------------------------------
+
+
+async def test_pupil_access_and_cohorts_are_replaced(any_store: Store) -> None:
+    only = PupilAccessRecord("dsa-1", "8812345", "only", ("R1", "R2"), at(0), "config")
+    other = PupilAccessRecord("dsa-1", "8800001", "all", (), at(0), "config")
+    everyone = dataclasses.replace(only, mode="all", learners=(), changed_at=at(5))
+    async with any_store.transaction() as tx:
+        await tx.privacy.save_pupil_access(only)
+        await tx.privacy.save_pupil_access(other)
+        await tx.privacy.save_pupil_access(everyone)
+        await tx.privacy.replace_cohort("la-send", "ehcp", ["R1", "R2", "R2"])
+        await tx.privacy.replace_cohort("la-send", "cin", ["R1"])
+        await tx.privacy.replace_cohort("vs", "ehcp", ["R7"])
+    async with any_store.transaction() as tx:
+        assert await tx.privacy.pupil_access() == [other, everyone]
+        assert await tx.privacy.pupil_access("dsa-2") == []
+        await tx.privacy.replace_cohort("la-send", "ehcp", ["R3", "R2"])
+        await tx.privacy.replace_cohort("la-send", "cin", [])  # emptied: not listed
+        assert await tx.privacy.cohorts() == {
+            ("la-send", "ehcp"): frozenset({"R2", "R3"}),
+            ("vs", "ehcp"): frozenset({"R7"}),
+        }
+
+
+async def test_suppressions_are_lifted_once(any_store: Store) -> None:
+    adopted = SuppressionRecord("s2", "R2", "adopted", at(1), "ops:alice")
+    deceased = SuppressionRecord("s1", "R1", "deceased", at(0), "ops:alice")
+    async with any_store.transaction() as tx:
+        await tx.privacy.add_suppression(adopted)
+        await tx.privacy.add_suppression(deceased)
+        with pytest.raises(AlreadyExists):
+            await tx.privacy.add_suppression(dataclasses.replace(deceased, learner="R9"))
+        assert await tx.privacy.suppressions() == [deceased, adopted]
+    async with any_store.transaction() as tx:
+        assert await tx.privacy.lift_suppression("s1", at(10), "ops:bob", "recorded in error")
+        assert not await tx.privacy.lift_suppression("s1", at(11), "ops:carol", "again")
+        assert not await tx.privacy.lift_suppression("nope", at(11), "ops:carol", "unknown")
+    lifted = dataclasses.replace(
+        deceased, lifted_at=at(10), lifted_by="ops:bob", lift_reason="recorded in error"
+    )
+    async with any_store.transaction() as tx:
+        assert await tx.privacy.suppressions() == [adopted]
+        assert await tx.privacy.suppressions(active_only=False) == [lifted, adopted]
+
+
+# -- held copies -----------------------------------------------------------------------
+
+
+async def test_held_copies_due_decide_settle(any_store: Store) -> None:
+    (item,) = await accept(any_store)
+    open_window = held(item.id, release_after=at(30), held_at=at(1))
+    closed_window = held(item.id, release_after=at(90), held_at=at(0))
+    suspended = held(item.id, reason="suspended", held_at=at(2))
+    discarded = held(item.id, reason="suspended", held_at=at(3))
+    elsewhere = held(item.id, reason="suspended", held_at=at(3), agreement_id="dsa-2")
+    settled = held(item.id, release_after=at(0), held_at=at(0))
+    async with any_store.transaction() as tx:
+        await tx.held.add([open_window, closed_window, suspended, elsewhere, settled])
+        await tx.held.settle([settled.id], "released", at(5))
+        assert await tx.held.summary() == {
+            "dsa-1": {"schedule": 2, "suspended": 1},
+            "dsa-2": {"suspended": 1},
+        }
+        assert await tx.held.due(at(29), 10) == []
+        assert await tx.held.due(at(30), 10) == [open_window]  # release_after <= now
+        with pytest.raises(ValueError, match="decision"):
+            await tx.held.decide("dsa-1", "maybe")
+        assert await tx.held.decide("dsa-1", "release") == 1
+        assert await tx.held.decide("dsa-3", "release") == 0
+        released = dataclasses.replace(suspended, decision="release")
+        assert await tx.held.due(at(30), 10) == [open_window, released]  # oldest first
+        assert ids(await tx.held.due(at(100), 10)) == ids([closed_window, open_window, released])
+        assert await tx.held.due(at(100), 1) == [closed_window]
+        assert await tx.held.due(at(100), 0) == []
+        await tx.held.settle([open_window.id, closed_window.id, released.id], "released", at(100))
+        await tx.held.add([discarded])
+        assert await tx.held.decide("dsa-1", "discard") == 1
+        assert await tx.held.decide("dsa-1", "release") == 0  # discarded copies are settled
+        assert await tx.held.due(at(100), 10) == []
+        assert await tx.held.summary() == {"dsa-2": {"suspended": 1}}
+        await tx.held.settle([], "released", at(100))
+
+
+async def test_held_copies_of_one_instant_keep_arrival_order(any_store: Store) -> None:
+    items = await accept(any_store, 5)
+    rows = [held(item.id, release_after=at(0)) for item in items]  # all held at T0
+    async with any_store.transaction() as tx:
+        await tx.held.add(list(reversed(rows)))
+        assert [h.outbox_id for h in await tx.held.due(at(1), 10)] == ids(items)
+
+
+# -- disclosure log --------------------------------------------------------------------
+
+
+async def test_disclosures_subject_access_and_acknowledgement(any_store: Store) -> None:
+    by_upn = disclosure(upn=UPN, refid="R1", published=at(3))
+    before_upn_known = disclosure(refid="R1", published=at(1), copy_msg_id="C1")
+    old_school_refid = disclosure(refid="R0", published=at(2), copy_msg_id="C2")
+    upn_only = disclosure(upn=UPN, refid=None, published=at(4))
+    someone_else = disclosure(upn=OTHER_UPN, refid="R2", published=at(0))
+    unknown_refid = disclosure(refid="R3", published=at(0), subscriber="vs")
+    rows = [by_upn, before_upn_known, old_school_refid, upn_only, someone_else, unknown_refid]
+    async with any_store.transaction() as tx:
+        await tx.disclosures.add(rows)
+        await tx.disclosures.add([])
+        await tx.learners.remember("R1", "SCH1", UPN)
+        await tx.learners.remember("R0", "SCH0", UPN)  # the same pupil at a previous school
+        await tx.learners.remember("R2", "SCH1", OTHER_UPN)
+    async with any_store.transaction() as tx:
+        found = await tx.disclosures.for_subject(upn=UPN)
+        assert found == [before_upn_known, old_school_refid, by_upn, upn_only]
+        assert await tx.disclosures.for_subject(upn=UPN, limit=2) == found[:2]
+        assert await tx.disclosures.for_subject(refid="R1") == [before_upn_known, by_upn]
+        assert await tx.disclosures.for_subject(upn="C000000000000") == []
+        either = await tx.disclosures.for_subject(upn="C000000000000", refid="R3")
+        assert either == [unknown_refid]
+        with pytest.raises(ValueError, match="upn"):
+            await tx.disclosures.for_subject()
+        assert await tx.disclosures.acknowledge(["C1", "C2", "C1", "unknown"], at(10)) == 2
+        assert await tx.disclosures.acknowledge(["C2"], at(20)) == 0  # the first is kept
+        assert await tx.disclosures.acknowledge([], at(30)) == 0
+        acked = await tx.disclosures.for_subject(refid="R1")
+    assert [d.acknowledged_at for d in acked] == [at(10), None]
+    assert (await stats(any_store)).delivered == {"la-send": 5, "vs": 1}
+
+
+async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> None:
+    await accept(any_store, 2)
+    await accept(any_store)
+    async with any_store.transaction() as tx:
+        await tx.messages.add(message(object_name=None))
+        await tx.audit.add_rejection(RejectionRecord(T0, "agent-1", "zone-1", 3, 2))
+        await tx.audit.add_rejection(RejectionRecord(T0, None, "zone-1", 3, 2, "LearnerPersonal"))
+        await tx.audit.add_rejection(RejectionRecord(T0, None, "zone-1", 1, 3))
+    assert await stats(any_store) == Stats(
+        received={"LearnerPersonal": 2, "SIF_Event": 1},
+        rejected={"3/2": 2, "1/3": 1},
+        routed={},
+        delivered={},
+        pending=3,
+    )
