@@ -21,6 +21,7 @@ from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.release import run_releaser
+from hub.pipeline.retention import RetentionPolicy, run_purger
 from hub.settings import Settings
 from hub.sif.schemas import Schemas, load_schemas
 from hub.store.store import SqlStore, open_store
@@ -87,6 +88,8 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         batch=settings.dispatch_batch,
         idle_seconds=settings.dispatch_idle_seconds,
         clock=clock,
+        uncovered_days=settings.retention_uncovered_days,
+        identity_hold_days=settings.identity_hold_days,
     )
     return Hub(
         settings, config, store, publisher, puller, ingest, dispatch, policies, schemas, clock
@@ -101,11 +104,30 @@ async def start(hub: Hub) -> None:
         asyncio.create_task(run_releaser(hub.dispatch, hub.stop, hub.release_wake), name="release")
     )
     hub.tasks.append(asyncio.create_task(_refresh_policy(hub), name="policy"))
+    purger = run_purger(
+        hub.store,
+        retention_policy(hub.settings),
+        hub.clock,
+        hub.stop,
+        hub.settings.purge_interval_seconds,
+    )
+    hub.tasks.append(asyncio.create_task(purger, name="purge"))
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        uncovered_days=settings.retention_uncovered_days,
+        rejected_days=settings.retention_rejected_days,
+        accountability_days=settings.retention_accountability_days,
+    )
 
 
 async def policy_changed(hub: Hub) -> None:
-    """After an admin change: reload the snapshot and re-check held copies at once."""
+    """After an admin change: reload the snapshot and re-check held copies at once, those
+    awaiting a learner's identity included (a lifted suppression may let them go)."""
     await hub.policies.refresh()
+    async with hub.store.transaction() as tx:
+        await tx.held.wake_identity(hub.clock())
     hub.release_wake.set()
 
 

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     log_level: str = "INFO"
+    # Copies awaiting a learner's identity are dropped, audited, after this many days.
+    identity_hold_days: int = Field(default=14, ge=1)
+    # Retention (storage limitation): payloads no agreement covers, rejection rows, and the
+    # accountability records (disclosures, audit); how often the purge runs.
+    retention_uncovered_days: int = Field(default=30, ge=1)
+    retention_rejected_days: int = Field(default=30, ge=1)
+    retention_accountability_days: int = Field(default=6 * 365, ge=365)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
     def _no_unsafe_defaults(self) -> Self:

@@ -8,11 +8,12 @@ import io
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from hub.api.deps import AdminDep, HubDep
 from hub.api.problems import Problem
 from hub.composition import policy_changed
+from hub.core.identifiers import InvalidIdentifier, learner_id, learner_ids
 from hub.pipeline import agreements as service
 from hub.sar import SAR_FIELDS, sar_rows
 
@@ -20,9 +21,19 @@ router = APIRouter(prefix="/admin")
 
 
 class Suppression(BaseModel):
-    learner: str = Field(min_length=1, max_length=64, description="LearnerPersonal RefId or UPN")
+    learner: str = Field(
+        min_length=1,
+        max_length=64,
+        description="LearnerPersonal RefId or UPN (any case and spacing; a UPN's check "
+        "letter must be right)",
+    )
     reason: Literal["deceased", "adopted", "confidential-placement", "other"]
     note: str = Field(default="", max_length=500)
+
+    @field_validator("learner")
+    @classmethod
+    def _canonical(cls, learner: str) -> str:
+        return learner_id(learner)
 
 
 class Lift(BaseModel):
@@ -31,6 +42,11 @@ class Lift(BaseModel):
 
 class Cohort(BaseModel):
     learners: list[str] = Field(description="UPNs or LearnerPersonal RefIds", max_length=100_000)
+
+    @field_validator("learners")
+    @classmethod
+    def _canonical(cls, learners: list[str]) -> list[str]:
+        return list(learner_ids(learners))
 
 
 class Acknowledgement(BaseModel):
@@ -47,9 +63,7 @@ async def suppressions(hub: HubDep, _: AdminDep, active_only: bool = True) -> li
 async def suppress(body: Suppression, hub: HubDep, actor: AdminDep) -> dict[str, Any]:
     reason = f"{body.reason}: {body.note}" if body.note else body.reason
     async with hub.store.transaction() as tx:
-        record = await service.suppress(
-            tx, body.learner.strip(), reason, actor=actor, now=hub.clock()
-        )
+        record = await service.suppress(tx, body.learner, reason, actor=actor, now=hub.clock())
     await policy_changed(hub)
     return vars(record)
 
@@ -72,7 +86,7 @@ async def replace_cohort(
 ) -> dict[str, Any]:
     if hub.config.subscriber(subscriber_id) is None:
         raise Problem(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
-    members = sorted({m.strip() for m in body.learners if m.strip()})
+    members = body.learners
     async with hub.store.transaction() as tx:
         await service.replace_cohort(
             tx, subscriber_id, cohort, members, actor=actor, now=hub.clock()
@@ -92,6 +106,10 @@ async def disclosures(
     """Subject access: everything disclosed about one child, by UPN or RefId."""
     if not (upn or refid):
         raise Problem(422, "A learner is needed", "Give upn or refid")
+    try:
+        upn, refid = (learner_id(x) if x else None for x in (upn, refid))
+    except InvalidIdentifier as exc:
+        raise Problem(422, "Invalid learner identifier", str(exc)) from None
     rows = await sar_rows(hub.store, upn=upn, refid=refid)
     if format == "json":
         return {"upn": upn, "refid": refid, "count": len(rows), "disclosures": rows}

@@ -7,7 +7,7 @@ and look at its children. Key attributes of the root are always kept by the appl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 Path = tuple[str, ...]
@@ -43,19 +43,20 @@ class ItemRule:
 
 @dataclass(frozen=True)
 class PathFilter:
+    """What a rule lets through. Precedence, strongest first: `strip` (special category
+    data without an Art 9 condition, and what never leaves), then `exclude`, then
+    `include`. Item rules only ever remove items: the child an item rule tests decides
+    whether its item survives, but is itself delivered only when the include/exclude lists
+    let it through like any other element."""
+
     include: frozenset[Path] | None = None
     exclude: frozenset[Path] = frozenset()
     items: tuple[ItemRule, ...] = ()
+    strip: frozenset[Path] = frozenset()
+    _removed: frozenset[Path] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # An item kept for its child's value (Language with Code=ENG) carries that child:
-        # the value is implied by the filter, and without it a copy could not be checked
-        # (or filtered again) by the same rule.
-        tested = {(*r.path, r.child) for r in self.items if r.child}
-        if self.include is not None:
-            extra = {t for t in tested if any(_is_prefix(t[:-1], i) for i in self.include)}
-            object.__setattr__(self, "include", self.include | extra)
-        object.__setattr__(self, "exclude", self.exclude - tested)
+        object.__setattr__(self, "_removed", self.strip | self.exclude)
 
     @classmethod
     def of(cls, include: list[str] | None, exclude: list[str] | tuple[str, ...] = ()) -> PathFilter:
@@ -63,14 +64,15 @@ class PathFilter:
         return cls(inc, frozenset(parse_path(p) for p in exclude))
 
     def verdict(self, path: Path) -> Verdict:
-        if any(_is_prefix(e, path) for e in self.exclude):
+        removed = self._removed
+        if any(_is_prefix(e, path) for e in removed):
             return Verdict.DROP
-        # Something below must still be looked at: an exclude, or a value filter on items.
-        excluded_below = any(_is_prefix(path, e) for e in self.exclude) or any(
+        # Something below must still be looked at: a removal, or a value filter on items.
+        cut_below = any(_is_prefix(path, e) for e in removed) or any(
             len(r.path) > len(path) and _is_prefix(path, r.path) for r in self.items
         )
         if self.include is None or any(_is_prefix(i, path) for i in self.include):
-            return Verdict.DESCEND if excluded_below else Verdict.KEEP
+            return Verdict.DESCEND if cut_below else Verdict.KEEP
         if any(_is_prefix(path, i) for i in self.include):
             return Verdict.DESCEND
         return Verdict.DROP

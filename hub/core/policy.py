@@ -20,6 +20,7 @@ from hub.core.agreements.model import PupilAccess
 from hub.core.agreements.schedule import next_window
 from hub.core.agreements.scope import effective_version, in_cohort, pupil_allowed
 from hub.core.envelope import Action
+from hub.core.identifiers import is_upn
 from hub.core.objects import CATALOGUE, Subject
 from hub.core.paths import PathFilter
 from hub.core.records import LifecycleRecord
@@ -27,11 +28,17 @@ from hub.core.records import LifecycleRecord
 UK = ZoneInfo("Europe/London")
 HOLD_SUSPENDED = "suspended"
 HOLD_SCHEDULE = "schedule"
+# A learner's copy that a UPN-keyed restriction (suppression, pupil list, cohort) could stop,
+# while the hub does not yet know the learner's UPN, or a learner object whose learner is
+# not known at all: held until the identity arrives (or the hold expires). Default deny.
+HOLD_IDENTITY = "identity"
 
 
 @dataclass(frozen=True)
 class Item:
-    """What dispatch knows about one object waiting to be routed."""
+    """What dispatch knows about one object waiting to be routed. Identifiers are
+    canonical (hub.core.identifiers). `school` is the school the object is routed as;
+    `schools` are any further schools it names, each of which must allow the copy too."""
 
     object_name: str
     action: Action
@@ -39,9 +46,14 @@ class Item:
     subject_refid: str | None = None
     upn: str | None = None
     values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    schools: tuple[str, ...] = ()
+
+    @property
+    def all_schools(self) -> tuple[str | None, ...]:
+        return (self.school, *(s for s in self.schools if s != self.school))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Copy:
     """One entitled recipient, the filter its copy passes through, and whether it waits."""
 
@@ -53,6 +65,7 @@ class Copy:
     purpose: str = ""
     hold: str | None = None
     release_after: datetime | None = None
+    retention_days: int = 0  # how long the agreement keeps the object's payload
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,12 @@ class Policy:
     now: datetime = datetime(1970, 1, 1, tzinfo=UTC)
     index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     conditions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Is any learner suppressed by UPN? Then a copy about a learner whose UPN is not yet
+    # known could be about them.
+    upn_suppressions: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "upn_suppressions", any(is_upn(x) for x in self.suppressed))
 
     def at(self, now: datetime) -> Policy:
         return replace(self, now=now)
@@ -124,51 +143,92 @@ def is_suppressed(item: Item, policy: Policy) -> bool:
 
 
 def decide(item: Item, policy: Policy) -> list[Copy]:
+    """Every copy the agreements in force release for `item`. Each agreement releases its
+    own copies: two agreements naming one recipient give it two copies, each filtered by
+    its own rule and logged under its own agreement, and a suspended, draft or terminated
+    agreement neither adds to nor holds back another's copy."""
     spec = CATALOGUE.get(item.object_name)
     if spec is None or not spec.routable or is_suppressed(item, policy):
         return []
     learner = spec.subject is Subject.LEARNER
-    copies: dict[str, Copy] = {}
-    for i in policy.index.get(item.object_name, ()):
-        for copy in _copies(policy.agreements[i], item, learner, policy):
-            copies.setdefault(copy.subscriber, copy)  # first agreement by id wins
-    return list(copies.values())
+    return [
+        copy
+        for i in policy.index.get(item.object_name, ())
+        for copy in _copies(policy.agreements[i], item, learner, policy)
+    ]
 
 
 def _copies(state: AgreementState, item: Item, learner: bool, policy: Policy) -> list[Copy]:
     now_standing = standing(state.lifecycle, policy.now)
     if not (now_standing.flows or now_standing.holds):
         return []
-    version = state.version_for(item.school, policy.now.astimezone(UK).date())
+    version = _version_for_all(state, item, policy.now.astimezone(UK).date())
     rule = version.rules.get(item.object_name) if version else None
     if version is None or rule is None or item.action not in rule.actions:
         return []
     if not rule.matches(dict(item.values)):
         return []
-    access = state.pupils.get(item.school or "", PupilAccess())
-    if learner and not pupil_allowed(access, item.subject_refid, item.upn):
+    pupils = _pupils_verdict(state, item) if learner else True
+    if pupils is False:
         return []
     hold, release = _hold(version, now_standing, policy.now)
     basis = version.spec.lawful_basis.describe()
-    return [
-        Copy(
-            recipient,
-            version.agreement_id,
-            version.version,
-            rule.filter,
-            basis,
-            version.spec.purpose,
-            hold,
-            release,
+    copies = {}
+    for recipient in version.spec.recipients:
+        member = _cohort_verdict(policy, version, recipient, item) if learner else True
+        if member is False:
+            continue
+        known = pupils is True and member is True and _identity_known(item, policy, learner)
+        copies[recipient] = Copy(
+            subscriber=recipient,
+            agreement_id=version.agreement_id,
+            agreement_version=version.version,
+            filter=rule.filter,
+            lawful_basis=basis,
+            purpose=version.spec.purpose,
+            hold=hold if known else HOLD_IDENTITY,
+            release_after=release if known else None,
+            retention_days=version.spec.retention_days,
         )
-        for recipient in version.spec.recipients
-        if not (learner and version.spec.cohort)
-        or in_cohort(
-            policy.cohorts.get((recipient, version.spec.cohort), frozenset()),
-            item.subject_refid,
-            item.upn,
-        )
+    return list(copies.values())
+
+
+def _version_for_all(state: AgreementState, item: Item, today: date) -> CompiledVersion | None:
+    """The version in force for every school the object names; None unless they agree
+    (an object naming two schools leaves only under a scope both approved)."""
+    versions = {id(v): v for v in (state.version_for(s, today) for s in item.all_schools)}
+    if len(versions) != 1:
+        return None
+    return next(iter(versions.values()))
+
+
+def _identity_known(item: Item, policy: Policy, learner: bool) -> bool:
+    if not learner:
+        return True
+    if item.subject_refid is None:
+        return False  # whose data this is cannot be told: nothing can be checked
+    return item.upn is not None or not policy.upn_suppressions
+
+
+def _pupils_verdict(state: AgreementState, item: Item) -> bool | None:
+    """Every named school's pupil list allows the learner (True), one refuses (False), or
+    it cannot be told until the learner's UPN is known (None)."""
+    verdicts = [
+        pupil_allowed(state.pupils.get(school or "", PupilAccess()), item.subject_refid, item.upn)
+        for school in item.all_schools
     ]
+    if False in verdicts:
+        return False
+    return None if None in verdicts else True
+
+
+def _cohort_verdict(
+    policy: Policy, version: CompiledVersion, recipient: str, item: Item
+) -> bool | None:
+    if not version.spec.cohort:
+        return True
+    members = policy.cohorts.get((recipient, version.spec.cohort), frozenset())
+    return in_cohort(members, item.subject_refid, item.upn)
 
 
 def _hold(

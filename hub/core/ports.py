@@ -20,6 +20,7 @@ from hub.core.records import (
     OutboxRecord,
     PacketRecord,
     PupilAccessRecord,
+    PurgeCounts,
     Registration,
     RejectionRecord,
     Stats,
@@ -62,8 +63,10 @@ class Outbox(Protocol):
         """Due rows, oldest first, none another claimer holds a live lease on."""
         ...
 
-    async def complete(self, outbox_ids: Sequence[str]) -> None:
-        """Mark the rows done: never claimed again."""
+    async def complete(self, done: Sequence[tuple[str, datetime]]) -> list[str]:
+        """Mark rows done, each with when its payload may be purged: never claimed again.
+        Returns the ids this call settled (a row another claimer finished is left out), so
+        that only one claimer records its disclosures."""
         ...
 
     async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None: ...
@@ -81,14 +84,23 @@ class Registrations(Protocol):
 
 
 class Learners(Protocol):
-    """What the hub learnt about each learner RefId: school and UPN."""
+    """What the hub learnt about each learner RefId: the schools objects showed it at, its
+    UPN, and which learner each learner-scoped object (by its own RefId) is about."""
 
-    async def remember(self, refid: str, school: str | None, upn: str | None) -> None:
-        """A None keeps what was known: a partial Change must not forget a school."""
+    async def remember(self, refid: str, schools: Sequence[str], upn: str | None) -> bool:
+        """Adds schools (never forgets one); a None UPN keeps the one known. True when the
+        UPN is new or changed."""
         ...
 
-    async def school(self, refid: str) -> str | None: ...
+    async def schools(self, refid: str) -> frozenset[str]: ...
     async def upns(self, refids: Sequence[str]) -> dict[str, str]: ...
+    async def remember_object(self, object_refid: str, object_name: str, learner: str) -> bool:
+        """True when the object's learner is new or changed."""
+        ...
+
+    async def learners_of(self, object_refids: Sequence[str]) -> dict[str, str]:
+        """{object RefId: learner RefId} for the objects whose learner is known."""
+        ...
 
 
 class Agreements(Protocol):
@@ -122,13 +134,76 @@ class Privacy(Protocol):
 
 
 class Held(Protocol):
-    """Copies held for a delivery window or a suspension."""
+    """Copies held for a delivery window, a suspension, or a learner's identity."""
 
     async def add(self, records: Sequence[HeldRecord]) -> None: ...
-    async def due(self, now: datetime, limit: int) -> list[HeldRecord]: ...
-    async def decide(self, agreement_id: str, decision: str) -> int: ...
-    async def settle(self, held_ids: Sequence[str], outcome: str, at: datetime) -> None: ...
+    async def claim_due(self, now: datetime, limit: int, lease_seconds: float) -> list[HeldRecord]:
+        """Unsettled copies to release now, oldest first, leased to this claimer: those
+        whose time has come (window opened, identity arrived) and suspended ones a decision
+        released. Rows another claimer holds a live lease on are skipped."""
+        ...
+
+    async def decide(self, agreement_id: str, decision: str, now: datetime) -> int: ...
+    async def settle(self, held_ids: Sequence[str], outcome: str, at: datetime) -> list[str]:
+        """Settle unsettled rows; returns the ids this call settled."""
+        ...
+
+    async def requeue(self, held_id: str, reason: str, release_after: datetime | None) -> None:
+        """Keep holding a copy, for a (possibly new) reason; keeps when it was first held."""
+        ...
+
+    async def wake_identity(
+        self, now: datetime, *, learner: str | None = None, object_refid: str | None = None
+    ) -> int:
+        """Make due the copies awaiting identity about this learner (named by the object, or
+        remembered for its RefId) or this object; with neither, all of them (after a policy
+        change)."""
+        ...
+
+    async def wake_resolved(self, now: datetime) -> int:
+        """Make due the copies awaiting identity whose learner and UPN are now known (a
+        sweep: an identity learnt while its copy was being held is not missed)."""
+        ...
+
+    async def expired_identity(self, held_before: datetime, limit: int) -> list[HeldRecord]: ...
     async def summary(self) -> dict[str, dict[str, int]]: ...
+    async def unsettled(
+        self,
+        *,
+        reason: str | None = None,
+        subscriber: str | None = None,
+        agreement_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[HeldRecord]: ...
+
+
+class Retention(Protocol):
+    """Storage limitation: what purging removes, in batches, safe with several hubs."""
+
+    async def exclusive(self) -> bool:
+        """Take the hub-wide purge lock for this transaction; False if another holds it."""
+        ...
+
+    async def purge_routed(self, now: datetime, limit: int, dry_run: bool) -> PurgeCounts:
+        """Routed objects whose retention has passed (none of their copies still held),
+        their held-copy rows, and the messages left with no object."""
+        ...
+
+    async def purge_unrouted(self, received_before: datetime, limit: int, dry_run: bool) -> int:
+        """Messages that no agreement covered (nothing to route, or a response never
+        completed), received before the cut-off."""
+        ...
+
+    async def purge_records(
+        self,
+        *,
+        rejections_before: datetime,
+        accountability_before: datetime,
+        limit: int,
+        dry_run: bool,
+    ) -> PurgeCounts:
+        """Rejection rows, and disclosure and audit rows, older than their cut-offs."""
+        ...
 
 
 class Disclosures(Protocol):
@@ -169,11 +244,16 @@ class Tx(Protocol):
     def disclosures(self) -> Disclosures: ...
     @property
     def audit(self) -> Audit: ...
+    @property
+    def retention(self) -> Retention: ...
 
 
 class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
     async def ping(self) -> None: ...
+    async def reclaim_space(self, full: bool = False) -> None:
+        """Give freed pages back to the file system (SQLite), or leave it to autovacuum."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ class OutboxRecord:
     subject_refid: str | None
     object_xml: bytes
     attempts: int = 0
+    object_refid: str | None = None  # the object's own RefId: its learner, when a partial
+    # event leaves the learner out, is found through it
+    schools: tuple[str, ...] = ()  # every school the object names (`school` is the first)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,27 @@ class PacketRecord:
     packet_number: int
     more_packets: bool
     message_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeCounts:
+    """What one retention purge removed (or, in a dry run, would remove)."""
+
+    outbox: int = 0
+    messages: int = 0
+    held: int = 0
+    rejections: int = 0
+    disclosures: int = 0
+    audit: int = 0
+
+    def __add__(self, other: PurgeCounts) -> PurgeCounts:
+        return PurgeCounts(
+            **{f: getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__}
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f) for f in self.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -184,16 +208,17 @@ class SuppressionRecord:
 
 @dataclass(frozen=True)
 class HeldRecord:
-    """A copy decided but not yet released: waiting for a delivery window, or held while its
-    agreement is suspended (released or discarded by an explicit decision)."""
+    """A copy decided but not yet released: waiting for a delivery window, held while its
+    agreement is suspended (released or discarded by an explicit decision), or awaiting the
+    learner's identity (due again when it arrives; expires if it never does)."""
 
     id: str
     outbox_id: str
     subscriber: str
     agreement_id: str
-    reason: str  # schedule | suspended
+    reason: str  # schedule | suspended | identity
     held_at: datetime
-    release_after: datetime | None = None
+    release_after: datetime | None = None  # due from then (schedule; identity once woken)
     decision: str | None = None  # release | discard, for suspended holds
     settled_at: datetime | None = None
-    outcome: str | None = None  # released | discarded | dropped
+    outcome: str | None = None  # released | discarded | dropped | expired

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from hub.core.agreements.compile import compile_version
 from hub.core.agreements.diff import VersionDiff, diff
 from hub.core.agreements.lifecycle import Transition, apply, initial
-from hub.core.agreements.model import Agreement, PupilAccess
+from hub.core.agreements.model import STORED, Agreement, PupilAccess, stored_agreement
 from hub.core.config import HubConfig
+from hub.core.identifiers import canonical
 from hub.core.policy import AgreementState, Policy, build_policy
 from hub.core.ports import Store, Tx
 from hub.core.records import (
@@ -55,13 +56,7 @@ def schema_problems(spec: Agreement, paths_of: PathsOf) -> list[str]:
     out = []
     for i, rule in enumerate(spec.rules):
         known = paths_of(rule.object)
-        named = [
-            *(rule.include or []),
-            *rule.exclude,
-            *(f.path for f in rule.keep_items),
-            *(f"{f.path}/{f.child}" for f in rule.keep_items if f.child),
-            *(c.path for c in rule.where),
-        ]
+        named = [*rule.named_paths(), *rule.exclude]
         out += [
             f"rules[{i}] ({rule.object}): path {p!r} does not exist in {rule.object}"
             for p in named
@@ -91,7 +86,7 @@ async def add_version(
                 ],
             )
         return same, False
-    previous = Agreement.model_validate(existing[-1].body) if existing else None
+    previous = stored_agreement(existing[-1].body) if existing else None
     _check_order(spec, previous)
     widens = (
         previous is None or diff(compile_version(previous), compile_version(spec), paths_of).widens
@@ -140,22 +135,25 @@ async def _first_lifecycle(tx: Tx, spec: Agreement, now: datetime, actor: str) -
 
 
 async def _record_schools(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
+    """Each listed school's receipt; its pupil list only when the version gives one, so a
+    list set through the API (a parent's objection) survives versions that are silent."""
     for school in spec.schools:
         await tx.agreements.add_approval(
             ApprovalRecord(
                 spec.id, school.laestab, school.version, school.approved_by, school.approved_at
             )
         )
-        await tx.privacy.save_pupil_access(
-            PupilAccessRecord(
-                spec.id,
-                school.laestab,
-                school.pupils.mode,
-                tuple(school.pupils.learners),
-                now,
-                actor,
+        if "pupils" in school.model_fields_set:
+            await tx.privacy.save_pupil_access(
+                PupilAccessRecord(
+                    spec.id,
+                    school.laestab,
+                    school.pupils.mode,
+                    tuple(school.pupils.learners),
+                    now,
+                    actor,
+                )
             )
-        )
 
 
 async def sync_config(
@@ -178,14 +176,17 @@ async def load_policy(store: Store, now: datetime) -> Policy:
         lifecycles = {r.agreement_id: r for r in await tx.agreements.lifecycles()}
         approvals = await tx.agreements.approvals()
         pupils = await tx.privacy.pupil_access()
-        cohorts = await tx.privacy.cohorts()
-        suppressed = frozenset(s.learner for s in await tx.privacy.suppressions())
+        cohorts = {
+            key: frozenset(canonical(m) for m in members)
+            for key, members in (await tx.privacy.cohorts()).items()
+        }
+        suppressed = frozenset(canonical(s.learner) for s in await tx.privacy.suppressions())
     states = []
     for agreement_id, lifecycle in lifecycles.items():
         mine = [v for v in versions if v.agreement_id == agreement_id]
         if not mine:
             continue
-        compiled = tuple(compile_version(Agreement.model_validate(v.body)) for v in mine)
+        compiled = tuple(compile_version(stored_agreement(v.body)) for v in mine)
         approved: dict[str, set[int]] = {}
         for a in approvals:
             if a.agreement_id == agreement_id:
@@ -203,7 +204,10 @@ async def load_policy(store: Store, now: datetime) -> Policy:
 
 
 def access_of(record: PupilAccessRecord) -> PupilAccess:
-    return PupilAccess.model_validate({"mode": record.mode, "learners": list(record.learners)})
+    """As stored, in canonical form (a list stored before identifiers were checked must not
+    stop the hub)."""
+    data = {"mode": record.mode, "learners": list(record.learners)}
+    return PupilAccess.model_validate(data, context=STORED)
 
 
 async def version_diff(
@@ -213,8 +217,8 @@ async def version_diff(
         versions = {v.version: v for v in await tx.agreements.versions(agreement_id)}
     if new not in versions or (old is not None and old not in versions):
         return None
-    before = compile_version(Agreement.model_validate(versions[old].body)) if old else None
-    return diff(before, compile_version(Agreement.model_validate(versions[new].body)), paths_of)
+    before = compile_version(stored_agreement(versions[old].body)) if old else None
+    return diff(before, compile_version(stored_agreement(versions[new].body)), paths_of)
 
 
 # --- changes made by ops staff through the admin API --------------------------------
@@ -306,7 +310,7 @@ async def lift_suppression(
 async def decide_held(
     tx: Tx, agreement_id: str, decision: str, *, actor: str, now: datetime
 ) -> int:
-    count = await tx.held.decide(agreement_id, decision)
+    count = await tx.held.decide(agreement_id, decision, now)
     await _audit(tx, now, actor, f"held.{decision}", agreement_id, {"copies": count})
     return count
 

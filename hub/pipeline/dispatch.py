@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +21,7 @@ from lxml import etree
 from hub.core import naming
 from hub.core.envelope import HUB_VERSION
 from hub.core.policy import Copy, Item, Policy, decide
-from hub.core.ports import BrokerUnavailable, Outgoing, Publisher, Store, StoreUnavailable
+from hub.core.ports import BrokerUnavailable, Outgoing, Publisher, Store, StoreUnavailable, Tx
 from hub.core.records import DisclosureRecord, HeldRecord, OutboxRecord
 from hub.core.retry import RetryPolicy, compute_backoff
 from hub.sif.build import copy_msg_id, event_copy
@@ -45,6 +45,19 @@ class DispatchContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     release_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Payloads no agreement covers are kept this long after routing (hub-wide maximum).
+    uncovered_days: int = 30
+    # Copies awaiting a learner's identity are dropped (audited) after this long.
+    identity_hold_days: int = 14
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identity:
+    """Whose data an object is, as far as the hub knows: the learner's RefId (from the
+    object, or remembered for the object's own RefId) and its UPN (canonical)."""
+
+    refid: str | None = None
+    upn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,21 +72,47 @@ class Release:
 @dataclass(frozen=True)
 class Planned:
     item: OutboxRecord
+    who: Identity
     releases: list[Release]
     held: list[Copy]
 
+    def purge_after(self, at: datetime, uncovered_days: int) -> datetime:
+        """Routing time plus the longest retention of the agreements concerned, or the
+        hub-wide maximum when none was."""
+        days = [r.copy.retention_days for r in self.releases] + [
+            c.retention_days for c in self.held
+        ]
+        return at + timedelta(days=max(days) if days else uncovered_days)
+
+
+async def identities(tx: Tx, records: Sequence[OutboxRecord]) -> dict[str, Identity]:
+    """{outbox id: Identity}: a partial event's learner through its object's RefId."""
+    unresolved = [r.object_refid for r in records if r.subject_refid is None and r.object_refid]
+    learners = await tx.learners.learners_of(unresolved) if unresolved else {}
+    refids = {r.id: r.subject_refid or learners.get(r.object_refid or "") for r in records}
+    upns = await tx.learners.upns([x for x in refids.values() if x])
+    return {i: Identity(refid=x, upn=upns.get(x) if x else None) for i, x in refids.items()}
+
 
 def item_of(
-    record: OutboxRecord, upn: str | None, element: etree._Element | None, policy: Policy
+    record: OutboxRecord, who: Identity, element: etree._Element | None, policy: Policy
 ) -> Item:
     paths = policy.conditions.get(record.object_name, frozenset())
     values = values_at(element, paths) if element is not None and paths else {}
-    return Item(record.object_name, record.action, record.school, record.subject_refid, upn, values)
+    return Item(
+        record.object_name,
+        record.action,
+        record.school,
+        who.refid,
+        who.upn,
+        values,
+        record.schools,
+    )
 
 
 def release(record: OutboxRecord, copy: Copy, element: etree._Element, prefix: str) -> Release:
     """Cut the copy down with the one filter and wrap it for its subscriber's queue."""
-    msg_id = copy_msg_id(record.id, copy.subscriber)
+    msg_id = copy_msg_id(record.id, copy.subscriber, copy.agreement_id)
     filtered = apply_filter(element, copy.filter)
     body = event_copy(
         HUB_VERSION, record.source_agent, msg_id, record.object_name, record.action.value, filtered
@@ -94,18 +133,16 @@ def release(record: OutboxRecord, copy: Copy, element: etree._Element, prefix: s
 
 
 def plan(
-    record: OutboxRecord, policy: Policy, upn: str | None, prefix: str = naming.PREFIX
+    record: OutboxRecord, policy: Policy, who: Identity, prefix: str = naming.PREFIX
 ) -> Planned:
     element = parse_trusted(record.object_xml)
-    copies = decide(item_of(record, upn, element, policy), policy)
+    copies = decide(item_of(record, who, element, policy), policy)
     ready = [c for c in copies if c.hold is None]
     held = [c for c in copies if c.hold is not None]
-    return Planned(record, [release(record, c, element, prefix) for c in ready], held)
+    return Planned(record, who, [release(record, c, element, prefix) for c in ready], held)
 
 
-def disclosure(
-    record: OutboxRecord, rel: Release, upn: str | None, at: datetime
-) -> DisclosureRecord:
+def disclosure(record: OutboxRecord, rel: Release, who: Identity, at: datetime) -> DisclosureRecord:
     return DisclosureRecord(
         outbox_id=record.id,
         message_id=record.message_id,
@@ -116,9 +153,9 @@ def disclosure(
         object_name=record.object_name,
         action=record.action,
         school=record.school,
-        subject_refid=record.subject_refid,
+        subject_refid=who.refid,
         published_at=at,
-        upn=upn,
+        upn=who.upn,
         lawful_basis=rel.copy.lawful_basis,
         purpose=rel.copy.purpose,
         paths=rel.paths,
@@ -127,13 +164,13 @@ def disclosure(
 
 def held_record(record: OutboxRecord, copy: Copy, at: datetime) -> HeldRecord:
     return HeldRecord(
-        uuid.uuid4().hex,
-        record.id,
-        copy.subscriber,
-        copy.agreement_id,
-        copy.hold or "",
-        at,
-        copy.release_after,
+        id=uuid.uuid4().hex,
+        outbox_id=record.id,
+        subscriber=copy.subscriber,
+        agreement_id=copy.agreement_id,
+        reason=copy.hold or "",
+        held_at=at,
+        release_after=copy.release_after,
     )
 
 
@@ -141,24 +178,21 @@ async def dispatch_once(ctx: DispatchContext) -> int:
     """Route one batch; returns how many outbox rows were claimed."""
     async with ctx.store.transaction() as tx:
         items = await tx.outbox.claim(ctx.batch, ctx.clock(), ctx.lease_seconds)
-        upns = await tx.learners.upns([i.subject_refid for i in items if i.subject_refid])
+        who = await identities(tx, items) if items else {}
     if not items:
         return 0
     policy = ctx.policy()
-    planned = [plan(i, policy, upns.get(i.subject_refid or ""), ctx.queue_prefix) for i in items]
+    planned = [plan(i, policy, who[i.id], ctx.queue_prefix) for i in items]
     outgoing = [r.outgoing for p in planned for r in p.releases]
     results = await ctx.publisher.publish_batch(outgoing) if outgoing else []
-    await _settle(ctx, planned, results, upns)
+    await _settle(ctx, planned, results)
     return len(items)
 
 
 async def _settle(
-    ctx: DispatchContext,
-    planned: list[Planned],
-    results: list[Exception | None],
-    upns: dict[str, str],
+    ctx: DispatchContext, planned: list[Planned], results: list[Exception | None]
 ) -> None:
-    done, disclosures, held, failed = [], [], [], []
+    ok, failed = [], []
     cursor = 0
     at = ctx.clock()
     for p in planned:
@@ -167,16 +201,18 @@ async def _settle(
         errors = [r for r in outcome if r is not None]
         if errors:
             failed.append((p.item, errors[0]))
-            continue
-        upn = upns.get(p.item.subject_refid or "")
-        done.append(p.item.id)
-        disclosures += [disclosure(p.item, r, upn, at) for r in p.releases]
-        held += [held_record(p.item, c, at) for c in p.held]
-    # One transaction: a crash can neither lose a held copy nor route its object twice.
+        else:
+            ok.append(p)
+    # One transaction: a crash can neither lose a held copy nor route its object twice, and
+    # a row another dispatcher finished meanwhile (our lease ran out) records nothing again.
     async with ctx.store.transaction() as tx:
-        await tx.disclosures.add(disclosures)
-        await tx.held.add(held)
-        await tx.outbox.complete(done)
+        done = [(p.item.id, p.purge_after(at, ctx.uncovered_days)) for p in ok]
+        settled = set(await tx.outbox.complete(done))
+        mine = [p for p in ok if p.item.id in settled]
+        await tx.disclosures.add(
+            [disclosure(p.item, r, p.who, at) for p in mine for r in p.releases]
+        )
+        await tx.held.add([held_record(p.item, c, at) for p in mine for c in p.held])
         for item, error in failed:
             delay = compute_backoff(item.attempts, ctx.retry)
             await tx.outbox.retry(item.id, at + timedelta(seconds=delay), type(error).__name__)

@@ -34,8 +34,9 @@ from hub.core.errors import (
 from hub.core.errors import (
     Registration as RegCode,
 )
+from hub.core.identifiers import data_id
 from hub.core.naming import subscriber_queue
-from hub.core.objects import CATALOGUE
+from hub.core.objects import CATALOGUE, Subject
 from hub.core.ports import (
     BrokerUnavailable,
     DuplicateMessage,
@@ -67,7 +68,7 @@ from hub.sif.envelope import (
     read_system_control,
     sniff,
 )
-from hub.sif.facts import object_facts
+from hub.sif.facts import ObjectFacts, object_facts
 from hub.sif.parse import parse_trusted, parse_untrusted
 from hub.sif.schemas import Schemas
 
@@ -302,20 +303,26 @@ async def _event(ctx: _Ctx) -> bytes:
 async def _outbox_item(
     ctx: _Ctx, tx: Tx, message_id: str, seq: int, element: etree._Element, action: Action
 ) -> OutboxRecord | None:
-    """Resolve and check the object's school, index its learner, and make its outbox row."""
+    """Resolve the object's learner and check its school, learn what the object shows,
+    and make its outbox row."""
     name = etree.QName(element).localname
     spec = CATALOGUE.get(name)
     if spec is None:
         raise xml_error(Xml.INVALID_VALUE, f"Unknown object {name}")
     facts = object_facts(element, spec)
+    learner = spec.subject is Subject.LEARNER
+    object_refid = data_id(element.get("RefId"))
+    subject = data_id(facts.subject_refid)
+    if learner and subject is None and object_refid:  # a partial event left it out
+        subject = (await tx.learners.learners_of([object_refid])).get(object_refid)
     named = ctx.hub.schools.named(facts.school_refids, facts.school_laestabs)
-    remembered = (
-        await tx.learners.school(facts.subject_refid) if facts.subject_refid and not named else None
+    known_at = (
+        await tx.learners.schools(subject) if learner and subject and not named.known else None
     )
     kind_action = action if ctx.sniffed.kind is MessageKind.EVENT else None
-    school = choose_school(ctx.incoming.agent, named, remembered, kind_action)
-    if spec.upn is not None and facts.subject_refid and action is not Action.DELETE:
-        await tx.learners.remember(facts.subject_refid, school, facts.upn)
+    routing = choose_school(ctx.incoming.agent, named, known_at or frozenset(), kind_action)
+    if learner and subject and action is not Action.DELETE:
+        await _learn(ctx, tx, name, facts, subject, object_refid, named.known)
     if not spec.routable:
         return None
     return OutboxRecord(
@@ -326,10 +333,32 @@ async def _outbox_item(
         source_agent=ctx.incoming.agent.id,
         object_name=name,
         action=action,
-        school=school,
-        subject_refid=facts.subject_refid,
+        school=routing.school,
+        schools=routing.schools,
+        subject_refid=subject,
+        object_refid=object_refid,
         object_xml=etree.tostring(element, encoding="UTF-8"),
     )
+
+
+async def _learn(
+    ctx: _Ctx,
+    tx: Tx,
+    name: str,
+    facts: ObjectFacts,
+    subject: str,
+    object_refid: str | None,
+    shown: tuple[str, ...],
+) -> None:
+    """Remember only what the object itself shows: the schools it names (never the agent's
+    school by default: no agent captures another school's learner), the UPN it carries,
+    and which learner it is about. Copies that awaited this identity become due."""
+    now = ctx.hub.clock()
+    if await tx.learners.remember(subject, shown, data_id(facts.upn)):
+        await tx.held.wake_identity(now, learner=subject)
+    names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
+    if names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
+        await tx.held.wake_identity(now, object_refid=object_refid)
 
 
 def _message_record(

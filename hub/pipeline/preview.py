@@ -9,14 +9,15 @@ from datetime import datetime
 from lxml import etree
 
 from hub.core.agreements.compile import compile_version
-from hub.core.agreements.model import Agreement
+from hub.core.agreements.model import stored_agreement
 from hub.core.envelope import Action
+from hub.core.identifiers import data_id
 from hub.core.objects import CATALOGUE
 from hub.core.policy import AgreementState, build_policy, decide
 from hub.core.ports import Store
 from hub.core.records import LifecycleRecord, OutboxRecord
 from hub.pipeline.agreements import access_of
-from hub.pipeline.dispatch import item_of
+from hub.pipeline.dispatch import Identity, identities, item_of
 from hub.sif.envelope import read_event, sniff
 from hub.sif.facts import object_facts
 from hub.sif.filter import apply_filter, released_paths
@@ -52,16 +53,29 @@ async def preview(
     schemas.validate_message(root, partial=sniffed.event_action in (Action.CHANGE, Action.DELETE))
     event = read_event(sniffed.body)
     facts = object_facts(event.element, CATALOGUE[event.object_name])
+    record = OutboxRecord(
+        id="preview",
+        message_id="preview",
+        seq=0,
+        zone="",
+        source_agent="",
+        object_name=event.object_name,
+        action=event.action,
+        school=school,
+        subject_refid=data_id(facts.subject_refid),
+        object_xml=b"",
+        object_refid=data_id(event.element.get("RefId")),
+    )
     async with store.transaction() as tx:
         versions = {v.version: v for v in await tx.agreements.versions(agreement_id)}
         pupils = {p.laestab: access_of(p) for p in await tx.privacy.pupil_access(agreement_id)}
         cohorts = await tx.privacy.cohorts()
         suppressed = frozenset(s.learner for s in await tx.privacy.suppressions())
-        known = await tx.learners.upns([facts.subject_refid] if facts.subject_refid else [])
+        known = (await identities(tx, [record]))[record.id]
     chosen = versions.get(version if version is not None else max(versions, default=0))
     if chosen is None:
         return None
-    compiled = compile_version(Agreement.model_validate(chosen.body))
+    compiled = compile_version(stored_agreement(chosen.body))
     state = AgreementState(
         (compiled,),
         (False,),
@@ -70,20 +84,8 @@ async def preview(
         {school: pupils[school]} if school in pupils else {},
     )
     policy = build_policy([state], suppressed, cohorts, now)
-    record = OutboxRecord(
-        "preview",
-        "preview",
-        0,
-        "",
-        "",
-        event.object_name,
-        event.action,
-        school,
-        facts.subject_refid,
-        b"",
-    )
-    upn = facts.upn or known.get(facts.subject_refid or "")
-    copies = decide(item_of(record, upn, event.element, policy), policy)
+    who = Identity(refid=known.refid, upn=data_id(facts.upn) or known.upn)
+    copies = decide(item_of(record, who, event.element, policy), policy)
     return [
         _render(
             c.subscriber,

@@ -17,9 +17,11 @@ def new_msg_id() -> str:
     return uuid.uuid4().hex.upper()
 
 
-def copy_msg_id(outbox_id: str, subscriber: str) -> str:
-    """Deterministic per (object, subscriber), so a re-sent copy carries the same id."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"sifhub:{outbox_id}:{subscriber}").hex.upper()
+def copy_msg_id(outbox_id: str, subscriber: str, agreement_id: str) -> str:
+    """Deterministic per (object, subscriber, agreement), so a re-sent copy carries the same
+    id and each agreement's copy its own."""
+    name = f"sifhub:{outbox_id}:{subscriber}:{agreement_id}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, name).hex.upper()
 
 
 def timestamp() -> str:

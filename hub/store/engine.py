@@ -26,6 +26,9 @@ POOL_TIMEOUT_SECONDS = 10.0
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 SQLITE_PRAGMAS = (
+    # Takes effect when the file is created (or at the next VACUUM): freed pages can then be
+    # handed back to the file system after a retention purge (SqlStore.reclaim_space).
+    "PRAGMA auto_vacuum=INCREMENTAL",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",

@@ -72,7 +72,8 @@ class MessageRow(HubTable, table=True):
     object_name: str | None = Field(default=None, sa_column=_col(String, nullable=True))
     action: str | None = Field(default=None, sa_column=_col(String, nullable=True))
     school: str | None = Field(default=None, sa_column=_col(String, nullable=True))
-    received_at: datetime = Field(sa_column=_col(UtcDateTime))
+    # 0003: indexed for retention (messages no agreement covered go by age).
+    received_at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
     payload: bytes = Field(sa_column=_col(LargeBinary))
 
 
@@ -85,6 +86,13 @@ class OutboxRow(HubTable, table=True):
             "seq_no",
             postgresql_where=text("done_at IS NULL"),
             sqlite_where=text("done_at IS NULL"),
+        ),
+        # 0003: routed rows by when retention lets their payload go.
+        Index(
+            "ix_outbox_purgeable",
+            "purge_after",
+            postgresql_where=text("done_at IS NOT NULL"),
+            sqlite_where=text("done_at IS NOT NULL"),
         ),
     )
 
@@ -101,7 +109,16 @@ class OutboxRow(HubTable, table=True):
     object_name: str = Field(sa_column=_col(String))
     action: str = Field(sa_column=_col(String))
     school: str | None = Field(default=None, sa_column=_col(String, nullable=True))
-    subject_refid: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+    # 0003: indexed, so that copies awaiting a learner's identity are found when it arrives.
+    subject_refid: str | None = Field(
+        default=None, sa_column=_col(String, nullable=True, index=True)
+    )
+    object_refid: str | None = Field(
+        default=None, sa_column=_col(String, nullable=True, index=True)
+    )
+    schools: list[str] = Field(
+        default_factory=list, sa_column=_col(Json, server_default=text("'[]'"))
+    )
     object_xml: bytes = Field(sa_column=_col(LargeBinary))
     attempts: int = Field(default=0, sa_column=_col(Integer, server_default=text("0")))
     next_attempt_at: datetime = Field(sa_column=_col(UtcDateTime))
@@ -111,6 +128,7 @@ class OutboxRow(HubTable, table=True):
     )
     done_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
     created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    purge_after: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
 
 
 class DisclosureRow(HubTable, table=True):
@@ -131,7 +149,7 @@ class DisclosureRow(HubTable, table=True):
     subject_refid: str | None = Field(
         default=None, sa_column=_col(String, nullable=True, index=True)
     )
-    published_at: datetime = Field(sa_column=_col(UtcDateTime))
+    published_at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
     # 0002: the subject access record. `upn` may be unknown when the copy left (found then
     # through learners.refid); copy_msg_id is indexed for the recipient's acknowledgement.
     upn: str | None = Field(default=None, sa_column=_col(String, nullable=True, index=True))
@@ -151,7 +169,7 @@ class AuditRow(HubTable, table=True):
     id: int | None = Field(
         default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
     )
-    at: datetime = Field(sa_column=_col(UtcDateTime))
+    at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
     actor: str = Field(sa_column=_col(String))
     action: str = Field(sa_column=_col(String))
     subject: str = Field(sa_column=_col(String))
@@ -166,7 +184,7 @@ class RejectionRow(HubTable, table=True):
     id: int | None = Field(
         default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
     )
-    at: datetime = Field(sa_column=_col(UtcDateTime))
+    at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
     agent_id: str | None = Field(default=None, sa_column=_col(String, nullable=True))
     zone: str = Field(sa_column=_col(String))
     category: int = Field(sa_column=_col(Integer))
@@ -200,13 +218,35 @@ class ResponsePacketRow(HubTable, table=True):
 
 
 class LearnerRow(HubTable, table=True):
-    """Which school a pupil belongs to, remembered from SIF objects that say so."""
+    """A learner's UPN, remembered from the SIF objects that carry it (canonical form)."""
 
     __tablename__ = "learners"
 
     refid: str = Field(sa_column=_col(String, primary_key=True))
-    school: str | None = Field(default=None, sa_column=_col(String, nullable=True))
     upn: str | None = Field(default=None, sa_column=_col(String, nullable=True, index=True))
+    updated_at: datetime = Field(sa_column=_col(UtcDateTime))
+
+
+class LearnerSchoolRow(HubTable, table=True):
+    """0003: a school an object showed the learner at (a learner may be at several: dual
+    registration, a move). Rows are only ever added: no agent can take a learner away."""
+
+    __tablename__ = "learner_schools"
+
+    refid: str = Field(sa_column=_col(String, primary_key=True))
+    laestab: str = Field(sa_column=_col(String, primary_key=True))
+    first_seen: datetime = Field(sa_column=_col(UtcDateTime))
+
+
+class ObjectLearnerRow(HubTable, table=True):
+    """0003: which learner a learner-scoped object is about, by the object's own RefId, for
+    partial Change and Delete events that leave the learner out."""
+
+    __tablename__ = "object_learners"
+
+    object_refid: str = Field(sa_column=_col(String, primary_key=True))
+    object_name: str = Field(sa_column=_col(String))
+    learner_refid: str = Field(sa_column=_col(String, index=True))
     updated_at: datetime = Field(sa_column=_col(UtcDateTime))
 
 
@@ -293,8 +333,9 @@ class SuppressionRow(HubTable, table=True):
 # Partial-index predicates, shared with the repositories' queries (which must match them
 # for the planner to use the index).
 HELD_UNSETTLED = "settled_at IS NULL"
-HELD_SCHEDULED = "settled_at IS NULL AND reason = 'schedule'"
+HELD_DUE = "settled_at IS NULL AND release_after IS NOT NULL"
 HELD_RELEASED = "settled_at IS NULL AND decision = 'release'"
+HELD_IDENTITY = "settled_at IS NULL AND reason = 'identity'"
 
 
 def _partial(name: str, *columns: str, where: str) -> Index:
@@ -309,10 +350,12 @@ class HeldCopyRow(HubTable, table=True):
     __table_args__ = (
         # Unsettled rows per agreement and reason: held.decide, held.summary.
         _partial("ix_held_copies_unsettled", "agreement_id", "reason", where=HELD_UNSETTLED),
-        # Waiting for a delivery window, by when it opens: held.due.
-        _partial("ix_held_copies_scheduled", "release_after", where=HELD_SCHEDULED),
-        # Suspended copies a decision released, oldest first: held.due.
+        # 0003: due at a time (a window, an identity that arrived), by when: claim_due.
+        _partial("ix_held_copies_due", "release_after", where=HELD_DUE),
+        # Suspended copies a decision released, oldest first: claim_due.
         _partial("ix_held_copies_released", "held_at", where=HELD_RELEASED),
+        # 0003: awaiting a learner's identity, oldest first: expiry.
+        _partial("ix_held_copies_identity", "held_at", where=HELD_IDENTITY),
     )
 
     id: str = Field(sa_column=_col(String, primary_key=True))
@@ -325,6 +368,8 @@ class HeldCopyRow(HubTable, table=True):
     decision: str | None = Field(default=None, sa_column=_col(String, nullable=True))
     settled_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
     outcome: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+    # 0003: a releaser's claim, so that hubs sharing a database never release a copy twice.
+    lease_until: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
 
 
 def table(model: type[HubTable]) -> Table:
@@ -342,6 +387,8 @@ rejections = table(RejectionRow)
 registrations = table(RegistrationRow)
 response_packets = table(ResponsePacketRow)
 learners = table(LearnerRow)
+learner_schools = table(LearnerSchoolRow)
+object_learners = table(ObjectLearnerRow)
 agreement_versions = table(AgreementVersionRow)
 agreement_lifecycle = table(LifecycleRow)
 agreement_approvals = table(ApprovalRow)

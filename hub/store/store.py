@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PURGED_TABLES = ("outbox", "messages", "held_copies", "response_packets", "disclosures", "audit")
 # A health check must answer quickly even when the database hangs rather than refuses.
 PING_TIMEOUT_SECONDS = 5.0
 
@@ -75,6 +76,25 @@ class SqlStore:
         with unavailable_as_store_error():
             async with asyncio.timeout(PING_TIMEOUT_SECONDS), self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+
+    async def reclaim_space(self, full: bool = False) -> None:
+        """After a purge. SQLite: hand free pages back to the file system (incremental
+        vacuum; `full` rewrites the file with VACUUM, which also converts a file created
+        before incremental auto-vacuum). PostgreSQL: autovacuum makes deleted rows' space
+        reusable; `full` runs VACUUM ANALYZE on the purged tables now (never VACUUM FULL,
+        which locks them)."""
+        async with self._serial or contextlib.nullcontext():
+            with unavailable_as_store_error():
+                async with self._engine.connect() as conn:
+                    raw = await conn.get_raw_connection()
+                    driver = raw.driver_connection
+                    assert driver is not None
+                    if self._engine.dialect.name == "sqlite":
+                        statement = "VACUUM" if full else "PRAGMA incremental_vacuum"
+                        cursor = await driver.execute(statement)
+                        await cursor.fetchall()
+                    elif full:
+                        await driver.execute(f"VACUUM ANALYZE {', '.join(PURGED_TABLES)}")
 
     async def close(self) -> None:
         await self._engine.dispose()

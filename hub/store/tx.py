@@ -19,6 +19,7 @@ from hub.store.repos.messages import SqlMessages
 from hub.store.repos.outbox import SqlOutbox
 from hub.store.repos.privacy import SqlPrivacy
 from hub.store.repos.registrations import SqlRegistrations
+from hub.store.repos.retention import SqlRetention
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +33,7 @@ class SqlTx:
     held: SqlHeld
     disclosures: SqlDisclosures
     audit: SqlAudit
+    retention: SqlRetention
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -46,4 +48,5 @@ class SqlTx:
             held=SqlHeld(connection),
             disclosures=SqlDisclosures(connection),
             audit=SqlAudit(connection),
+            retention=SqlRetention(connection),
         )

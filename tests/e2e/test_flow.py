@@ -147,7 +147,7 @@ async def test_each_service_receives_only_its_agreed_objects_and_elements(
 
 async def test_copies_carry_the_documented_headers(running: RunningHub) -> None:
     await _register_all(running)
-    p = data.make_learners(1)[0]
+    p = data.make_learners(2)[1]  # Dovedale: its CME pupil list names nobody by UPN
     agent = running.agent(AGENT_FOR[p.school.laestab])
     assert (
         await agent.send_event(
@@ -170,7 +170,7 @@ async def test_copies_carry_the_documented_headers(running: RunningHub) -> None:
 
 async def test_repeat_of_a_message_is_acked_7_and_routed_once(running: RunningHub) -> None:
     await _register_all(running)
-    p = data.make_learners(1)[0]
+    p = data.make_learners(2)[1]  # Dovedale: its CME pupil list names nobody by UPN
     agent = running.agent(AGENT_FOR[p.school.laestab])
     body = data.learner_attendance(p, DAY, "AM", "L")
     msg_id = m.msg_id()

@@ -22,7 +22,7 @@ class FakeDisclosures(FakeRepo):
             raise ValueError("give a upn or a refid")
         refids = {refid} if refid is not None else set()
         if upn is not None:  # and every RefId the learners table maps to that UPN
-            refids.update(r for r, known in self._state.learners.items() if known.upn == upn)
+            refids.update(r for r, known in self._state.upns.items() if known == upn)
         rows = enumerate(self._state.disclosures)  # the index stands in for the row id
         found = [
             (d.published_at, i, d)

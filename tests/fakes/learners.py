@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tests.fakes.state import FakeRepo, Learner
+from tests.fakes.state import FakeRepo
 
 
 class FakeLearners(FakeRepo):
-    async def remember(self, refid: str, school: str | None, upn: str | None) -> None:
-        if school is None and upn is None:
-            return
-        known = self._state.learners.get(refid, Learner(school=None, upn=None))
-        # COALESCE(new, old), as the SQL upsert: a None never forgets what was known.
-        self._state.learners[refid] = Learner(
-            school=school if school is not None else known.school,
-            upn=upn if upn is not None else known.upn,
-        )
+    async def remember(self, refid: str, schools: Sequence[str], upn: str | None) -> bool:
+        if schools:
+            self._state.learner_schools.setdefault(refid, set()).update(schools)
+        if upn is None or self._state.upns.get(refid) == upn:  # None never forgets
+            return False
+        self._state.upns[refid] = upn
+        return True
 
-    async def school(self, refid: str) -> str | None:
-        known = self._state.learners.get(refid)
-        return None if known is None else known.school
+    async def schools(self, refid: str) -> frozenset[str]:
+        return frozenset(self._state.learner_schools.get(refid, ()))
 
     async def upns(self, refids: Sequence[str]) -> dict[str, str]:
-        found = {refid: self._state.learners.get(refid) for refid in refids}
-        return {refid: k.upn for refid, k in found.items() if k is not None and k.upn is not None}
+        return {r: self._state.upns[r] for r in refids if r in self._state.upns}
+
+    async def remember_object(self, object_refid: str, object_name: str, learner: str) -> bool:
+        changed = self._state.object_learners.get(object_refid) != learner
+        self._state.object_learners[object_refid] = learner
+        return changed
+
+    async def learners_of(self, object_refids: Sequence[str]) -> dict[str, str]:
+        known = self._state.object_learners
+        return {o: known[o] for o in object_refids if o in known}

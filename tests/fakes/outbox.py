@@ -26,10 +26,14 @@ class FakeOutbox(FakeRepo):
             row.lease_until = now + timedelta(seconds=lease_seconds)
         return [row.record for row in rows]
 
-    async def complete(self, outbox_ids: Sequence[str]) -> None:
-        now = utcnow()
-        for row in self._rows(outbox_ids):
-            row.done_at, row.lease_until = now, None
+    async def complete(self, done: Sequence[tuple[str, datetime]]) -> list[str]:
+        now, settled = utcnow(), []
+        for outbox_id, purge_after in done:
+            row = self._state.outbox.get(outbox_id)
+            if row is not None and row.done_at is None:  # guarded, as the SQL store
+                row.done_at, row.lease_until, row.purge_after = now, None, purge_after
+                settled.append(outbox_id)
+        return settled
 
     async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None:
         for row in self._rows([outbox_id]):

@@ -38,12 +38,7 @@ class OutboxRow:
     lease_until: datetime | None = None
     last_error: str | None = None
     done_at: datetime | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Learner:
-    school: str | None
-    upn: str | None
+    purge_after: datetime | None = None
 
 
 @dataclass
@@ -53,7 +48,9 @@ class State:
     last_seq_no: int = 0
     registrations: dict[tuple[str, str], Registration] = field(default_factory=dict)
     packets: dict[tuple[str, str, int], PacketRecord] = field(default_factory=dict)
-    learners: dict[str, Learner] = field(default_factory=dict)
+    upns: dict[str, str] = field(default_factory=dict)  # learner RefId -> UPN
+    learner_schools: dict[str, set[str]] = field(default_factory=dict)
+    object_learners: dict[str, str] = field(default_factory=dict)  # object RefId -> learner
     versions: dict[tuple[str, int], AgreementVersionRecord] = field(default_factory=dict)
     lifecycles: dict[str, LifecycleRecord] = field(default_factory=dict)
     approvals: dict[tuple[str, str, int], ApprovalRecord] = field(default_factory=dict)
@@ -61,6 +58,7 @@ class State:
     cohorts: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     suppressions: dict[str, SuppressionRecord] = field(default_factory=dict)
     held: dict[str, HeldRecord] = field(default_factory=dict)
+    held_leases: dict[str, datetime] = field(default_factory=dict)
     disclosures: list[DisclosureRecord] = field(default_factory=list)  # in insertion order
     audit: list[AuditRecord] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)

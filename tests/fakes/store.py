@@ -25,6 +25,7 @@ from tests.fakes.messages import FakeMessages
 from tests.fakes.outbox import FakeOutbox
 from tests.fakes.privacy import FakePrivacy
 from tests.fakes.registrations import FakeRegistrations
+from tests.fakes.retention import FakeRetention
 from tests.fakes.state import State
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class FakeTx:
     held: FakeHeld
     disclosures: FakeDisclosures
     audit: FakeAudit
+    retention: FakeRetention
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -55,6 +57,7 @@ class FakeTx:
             held=FakeHeld(state),
             disclosures=FakeDisclosures(state),
             audit=FakeAudit(state),
+            retention=FakeRetention(state),
         )
 
 
@@ -74,6 +77,9 @@ class FakeStore:
             self.state = working
 
     async def ping(self) -> None:
+        self._refuse_if_down()
+
+    async def reclaim_space(self, full: bool = False) -> None:
         self._refuse_if_down()
 
     def _refuse_if_down(self) -> None:

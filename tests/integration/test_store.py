@@ -247,7 +247,8 @@ async def test_completed_rows_are_never_claimed_again(store: SqlStore) -> None:
     await claim(store, start)
     async with store.transaction() as tx:
         await tx.disclosures.add([disclosure(item, "la-send"), disclosure(item, "la-admissions")])
-        await tx.outbox.complete([item.id])
+        assert await tx.outbox.complete([(item.id, start)]) == [item.id]
+        assert await tx.outbox.complete([(item.id, start)]) == []  # settled once only
     later = start + timedelta(seconds=LEASE * 10)
     assert [r.id for r in await claim(store, later)] == [other.id]
     assert await count(store, "disclosures") == 2
@@ -322,18 +323,22 @@ async def test_stats_counts(store: SqlStore) -> None:
     assert stats.pending == 4
 
 
-async def test_learner_upsert_keeps_old_values_when_new_are_none(store: SqlStore) -> None:
+async def test_learner_schools_are_only_added_and_a_none_upn_keeps_the_old(
+    store: SqlStore,
+) -> None:
     async with store.transaction() as tx:
-        assert await tx.learners.school("R1") is None
-        await tx.learners.remember("R1", "SCH1", "A123456789012")
-        await tx.learners.remember("R1", None, None)
-        await tx.learners.remember("R1", None, "B123456789012")
+        assert await tx.learners.schools("R1") == frozenset()
+        assert await tx.learners.remember("R1", ["SCH1"], "A123456789012") is True
+        assert await tx.learners.remember("R1", [], None) is False
+        assert await tx.learners.remember("R1", [], "A123456789012") is False  # unchanged
+        assert await tx.learners.remember("R1", [], "B123456789012") is True
     async with store.transaction() as tx:
-        assert await tx.learners.school("R1") == "SCH1"
-        await tx.learners.remember("R1", "SCH2", None)
-        assert await tx.learners.school("R1") == "SCH2"
-        await tx.learners.remember("R2", None, None)
-        assert await tx.learners.school("R2") is None
+        assert await tx.learners.schools("R1") == {"SCH1"}
+        await tx.learners.remember("R1", ["SCH2", "SCH1"], None)
+        assert await tx.learners.schools("R1") == {"SCH1", "SCH2"}
+        assert await tx.learners.upns(["R1", "R2"]) == {"R1": "B123456789012"}
+        await tx.learners.remember("R2", [], None)
+        assert await tx.learners.schools("R2") == frozenset()
 
 
 async def test_registration_round_trip(store: SqlStore) -> None:

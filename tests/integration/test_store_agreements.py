@@ -33,6 +33,8 @@ from tests.integration.test_store import accept, count, message, new_id
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+# A lease already run out: claim_due returns what is due without holding it back.
+PEEK = -1.0
 UPN = "A123456789012"
 
 
@@ -98,7 +100,7 @@ async def complete(store: SqlStore, *held_rows: HeldRecord) -> None:
 
 async def due(store: SqlStore, now: datetime, limit: int = 100) -> list[HeldRecord]:
     async with store.transaction() as tx:
-        return await tx.held.due(now, limit)
+        return await tx.held.claim_due(now, limit, PEEK)
 
 
 # -- agreement versions ---------------------------------------------------------------
@@ -253,8 +255,8 @@ async def test_outbox_item_and_learner_upns(store: SqlStore) -> None:
     async with store.transaction() as tx:
         assert await tx.outbox.get(item.id) == item
         assert await tx.outbox.get("missing") is None
-        await tx.learners.remember("R1", "SCH1", UPN)
-        await tx.learners.remember("R2", "SCH1", None)  # no UPN known
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.learners.remember("R2", ["SCH1"], None)  # no UPN known
         refids = ["R1", "R2", "R3", "R1"] + [f"X{n}" for n in range(1200)]  # several chunks
         assert await tx.learners.upns(refids) == {"R1": UPN}
         assert await tx.learners.upns([]) == {}
@@ -270,7 +272,7 @@ async def test_held_rows_are_written_with_the_outbox_completion(store: SqlStore)
         async with store.transaction() as tx:
             await tx.disclosures.add([disclosure(a, refid="R1")])
             await tx.held.add([held(a)])
-            await tx.outbox.complete([a.id])
+            await tx.outbox.complete([(a.id, T0)])
             raise Boom
 
     with pytest.raises(Boom):
@@ -284,7 +286,7 @@ async def test_held_rows_are_written_with_the_outbox_completion(store: SqlStore)
     async with store.transaction() as tx:
         await tx.disclosures.add([disclosure(a, refid="R1")])
         await tx.held.add([held(a), kept])
-        await tx.outbox.complete([a.id, b.id])
+        await tx.outbox.complete([(a.id, T0), (b.id, T0)])
         assert (await tx.disclosures.stats()).pending == 0
     assert await count(store, "held_copies") == 2
     async with store.engine.connect() as conn:
@@ -308,7 +310,7 @@ async def test_due_held_selection(store: SqlStore) -> None:
     assert await due(store, at(29)) == []
     assert [h.id for h in await due(store, at(30))] == [open_window.id]  # release_after <= now
     async with store.transaction() as tx:
-        assert await tx.held.decide("dsa-1", "release") == 1
+        assert await tx.held.decide("dsa-1", "release", T0) == 1
     got = await due(store, at(30))
     assert [h.id for h in got] == [open_window.id, suspended.id]  # oldest first
     assert got[1] == dataclasses.replace(suspended, decision="release")
@@ -341,10 +343,10 @@ async def test_decide_held_release_and_discard(store: SqlStore) -> None:
             "dsa-2": {"suspended": 1},
         }
         with pytest.raises(ValueError, match="decision"):
-            await tx.held.decide("dsa-1", "maybe")
-        assert await tx.held.decide("dsa-1", "discard") == 2
-        assert await tx.held.decide("dsa-1", "release") == 0  # discarded rows are settled
-        assert await tx.held.decide("dsa-3", "release") == 0
+            await tx.held.decide("dsa-1", "maybe", T0)
+        assert await tx.held.decide("dsa-1", "discard", T0) == 2
+        assert await tx.held.decide("dsa-1", "release", T0) == 0  # discarded rows are settled
+        assert await tx.held.decide("dsa-3", "release", T0) == 0
     assert await due(store, at(1000)) == [scheduled]  # discarded copies never come back
     async with store.transaction() as tx:
         assert await tx.held.summary() == {"dsa-1": {"schedule": 1}, "dsa-2": {"suspended": 1}}
@@ -369,7 +371,7 @@ async def test_decide_held_release_and_discard(store: SqlStore) -> None:
 async def test_naive_datetimes_are_refused_by_held_queries(store: SqlStore) -> None:
     async def naive() -> None:
         async with store.transaction() as tx:
-            await tx.held.due(datetime.now(), 10)
+            await tx.held.claim_due(datetime.now(), 10, PEEK)
 
     with pytest.raises(StatementError, match="naive datetime"):
         await naive()
@@ -383,7 +385,7 @@ async def test_disclosure_columns_round_trip(store: SqlStore) -> None:
     record = dataclasses.replace(disclosure(item, upn=UPN, refid="R1"), acknowledged_at=at(3))
     async with store.transaction() as tx:
         await tx.disclosures.add([record])
-        await tx.outbox.complete([item.id])
+        await tx.outbox.complete([(item.id, T0)])
     async with store.transaction() as tx:
         assert await tx.disclosures.for_subject(refid="R1") == [record]
 
@@ -401,10 +403,10 @@ async def test_subject_access_by_upn_finds_rows_recorded_with_only_a_refid(
     rows = [by_upn, before_upn_known, old_school_refid, upn_only, someone_else, unknown_refid]
     async with store.transaction() as tx:
         await tx.disclosures.add(rows)
-        await tx.outbox.complete([item.id])
-        await tx.learners.remember("R1", "SCH1", UPN)
-        await tx.learners.remember("R0", "SCH0", UPN)  # the same pupil at a previous school
-        await tx.learners.remember("R2", "SCH1", "B999999999999")
+        await tx.outbox.complete([(item.id, T0)])
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.learners.remember("R0", ["SCH0"], UPN)  # the same pupil at a previous school
+        await tx.learners.remember("R2", ["SCH1"], "B999999999999")
     async with store.transaction() as tx:
         found = await tx.disclosures.for_subject(upn=UPN)
         assert found == [before_upn_known, old_school_refid, by_upn, upn_only]
@@ -425,7 +427,7 @@ async def test_acknowledge_keeps_the_first_time(store: SqlStore) -> None:
     rows = [disclosure(item, refid="R1", copy_msg_id=f"C{n}", published=at(n)) for n in range(3)]
     async with store.transaction() as tx:
         await tx.disclosures.add(rows)
-        await tx.outbox.complete([item.id])
+        await tx.outbox.complete([(item.id, T0)])
     async with store.transaction() as tx:
         assert await tx.disclosures.acknowledge(["C0", "C1", "C0", "unknown"], at(10)) == 2
         assert await tx.disclosures.acknowledge(["C1", "C2"], at(20)) == 1
@@ -468,7 +470,7 @@ async def test_disclosures_from_before_0002_are_kept_and_found(database_url: str
     store = await open_store(database_url)  # upgrades to head
     try:
         async with store.transaction() as tx:
-            await tx.learners.remember("R1", "SCH1", UPN)
+            await tx.learners.remember("R1", ["SCH1"], UPN)
             (found,) = await tx.disclosures.for_subject(upn=UPN)
         assert (found.copy_msg_id, found.upn, found.lawful_basis, found.paths) == (
             "C1",
@@ -504,11 +506,11 @@ async def test_subject_access_query_uses_both_indexes(store: SqlStore) -> None:
 
 
 async def test_due_held_queries_use_the_partial_indexes(store: SqlStore) -> None:
-    scheduled, released = due_held_queries(T0, 100)
+    due, released = due_held_queries(T0, 100)
     # The partial-index predicates are literals in the SQL sent, never parameters (a
     # generic prepared plan could not prove a parameter matches the index predicate).
     dialect = store.engine.dialect
-    assert "'schedule'" in str(scheduled.compile(dialect=dialect))
+    assert "release_after IS NOT NULL" in str(due.compile(dialect=dialect))
     assert "'release'" in str(released.compile(dialect=dialect))
-    assert "ix_held_copies_scheduled" in await _plan(store, scheduled)
+    assert "ix_held_copies_due" in await _plan(store, due)
     assert "ix_held_copies_released" in await _plan(store, released)

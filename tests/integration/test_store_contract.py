@@ -36,6 +36,8 @@ from tests.fakes import FakeStore
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+# A lease already run out: claim_due returns what is due without holding it back.
+PEEK = -1.0
 UPN = "A123456789012"
 OTHER_UPN = "B123456789012"
 LEASE = 30.0
@@ -174,7 +176,7 @@ async def test_a_transaction_that_raises_leaves_no_trace(any_store: Store) -> No
         async with any_store.transaction() as tx:
             await tx.messages.add(msg)
             await tx.outbox.add([outbox_item(msg, 0)])
-            await tx.learners.remember("R1", "SCH1", UPN)
+            await tx.learners.remember("R1", ["SCH1"], UPN)
             await tx.audit.add_rejection(RejectionRecord(T0, "agent-1", "zone-1", 3, 2))
             await tx.disclosures.add([disclosure()])
             raise Boom
@@ -183,7 +185,7 @@ async def test_a_transaction_that_raises_leaves_no_trace(any_store: Store) -> No
         await write_then_fail()
     async with any_store.transaction() as tx:
         assert not await tx.messages.exists(msg.agent_id, msg.sif_msg_id)
-        assert await tx.learners.school("R1") is None
+        assert await tx.learners.schools("R1") == frozenset()
         assert await tx.disclosures.for_subject(refid="R1") == []
     assert await stats(any_store) == Stats(
         received={}, rejected={}, routed={}, delivered={}, pending=0
@@ -228,7 +230,7 @@ async def test_outbox_done_rows_are_never_claimed_and_retries_count(any_store: S
     start = datetime.now(UTC)
     await claim(any_store, start)
     async with any_store.transaction() as tx:
-        await tx.outbox.complete([done.id])
+        await tx.outbox.complete([(done.id, T0)])
         await tx.outbox.retry(failed.id, start + timedelta(seconds=60), "BrokerUnavailable")
     retried = dataclasses.replace(failed, attempts=1)
     async with any_store.transaction() as tx:
@@ -282,19 +284,33 @@ async def test_registrations_and_response_packets(any_store: Store) -> None:
 
 async def test_learners_keep_what_is_known_when_told_nothing(any_store: Store) -> None:
     async with any_store.transaction() as tx:
-        assert await tx.learners.school("R1") is None
-        await tx.learners.remember("R1", "SCH1", UPN)
-        await tx.learners.remember("R1", None, None)
-        await tx.learners.remember("R1", None, OTHER_UPN)
+        assert await tx.learners.schools("R1") == frozenset()
+        assert await tx.learners.remember("R1", ["SCH1"], UPN) is True
+        assert await tx.learners.remember("R1", [], None) is False
+        assert await tx.learners.remember("R1", [], UPN) is False  # nothing new
+        assert await tx.learners.remember("R1", [], OTHER_UPN) is True
     async with any_store.transaction() as tx:
-        assert await tx.learners.school("R1") == "SCH1"
-        await tx.learners.remember("R1", "SCH2", None)
-        await tx.learners.remember("R2", None, None)  # nothing learnt: no row
-        await tx.learners.remember("R3", "SCH1", None)
-        assert await tx.learners.school("R1") == "SCH2"
-        assert await tx.learners.school("R2") is None
+        assert await tx.learners.schools("R1") == {"SCH1"}
+        await tx.learners.remember("R1", ["SCH2"], None)
+        await tx.learners.remember("R2", [], None)  # nothing learnt: no row
+        await tx.learners.remember("R3", ["SCH1", "SCH1"], None)
+        assert await tx.learners.schools("R1") == {"SCH1", "SCH2"}  # only ever added
+        assert await tx.learners.schools("R2") == frozenset()
+        assert await tx.learners.schools("R3") == {"SCH1"}
         assert await tx.learners.upns(["R1", "R2", "R3", "R9", "R1"]) == {"R1": OTHER_UPN}
         assert await tx.learners.upns([]) == {}
+
+
+async def test_objects_remember_their_learner(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        assert await tx.learners.remember_object("O1", "LearnerEntitlement", "R1") is True
+        assert await tx.learners.remember_object("O1", "LearnerEntitlement", "R1") is False
+        assert await tx.learners.remember_object("O2", "LearnerAttendance", "R2") is True
+    async with any_store.transaction() as tx:
+        assert await tx.learners.learners_of(["O1", "O2", "O3"]) == {"O1": "R1", "O2": "R2"}
+        assert await tx.learners.remember_object("O1", "LearnerEntitlement", "R9") is True
+        assert await tx.learners.learners_of(["O1"]) == {"O1": "R9"}
+        assert await tx.learners.learners_of([]) == {}
 
 
 # -- agreements ------------------------------------------------------------------------
@@ -402,22 +418,24 @@ async def test_held_copies_due_decide_settle(any_store: Store) -> None:
             "dsa-1": {"schedule": 2, "suspended": 1},
             "dsa-2": {"suspended": 1},
         }
-        assert await tx.held.due(at(29), 10) == []
-        assert await tx.held.due(at(30), 10) == [open_window]  # release_after <= now
+        assert await tx.held.claim_due(at(29), 10, PEEK) == []
+        assert await tx.held.claim_due(at(30), 10, PEEK) == [open_window]  # release_after <= now
         with pytest.raises(ValueError, match="decision"):
-            await tx.held.decide("dsa-1", "maybe")
-        assert await tx.held.decide("dsa-1", "release") == 1
-        assert await tx.held.decide("dsa-3", "release") == 0
+            await tx.held.decide("dsa-1", "maybe", T0)
+        assert await tx.held.decide("dsa-1", "release", T0) == 1
+        assert await tx.held.decide("dsa-3", "release", T0) == 0
         released = dataclasses.replace(suspended, decision="release")
-        assert await tx.held.due(at(30), 10) == [open_window, released]  # oldest first
-        assert ids(await tx.held.due(at(100), 10)) == ids([closed_window, open_window, released])
-        assert await tx.held.due(at(100), 1) == [closed_window]
-        assert await tx.held.due(at(100), 0) == []
+        assert await tx.held.claim_due(at(30), 10, PEEK) == [open_window, released]  # oldest first
+        assert ids(await tx.held.claim_due(at(100), 10, PEEK)) == ids(
+            [closed_window, open_window, released]
+        )
+        assert await tx.held.claim_due(at(100), 1, PEEK) == [closed_window]
+        assert await tx.held.claim_due(at(100), 0, PEEK) == []
         await tx.held.settle([open_window.id, closed_window.id, released.id], "released", at(100))
         await tx.held.add([discarded])
-        assert await tx.held.decide("dsa-1", "discard") == 1
-        assert await tx.held.decide("dsa-1", "release") == 0  # discarded copies are settled
-        assert await tx.held.due(at(100), 10) == []
+        assert await tx.held.decide("dsa-1", "discard", T0) == 1
+        assert await tx.held.decide("dsa-1", "release", T0) == 0  # discarded copies are settled
+        assert await tx.held.claim_due(at(100), 10, PEEK) == []
         assert await tx.held.summary() == {"dsa-2": {"suspended": 1}}
         await tx.held.settle([], "released", at(100))
 
@@ -427,7 +445,7 @@ async def test_held_copies_of_one_instant_keep_arrival_order(any_store: Store) -
     rows = [held(item.id, release_after=at(0)) for item in items]  # all held at T0
     async with any_store.transaction() as tx:
         await tx.held.add(list(reversed(rows)))
-        assert [h.outbox_id for h in await tx.held.due(at(1), 10)] == ids(items)
+        assert [h.outbox_id for h in await tx.held.claim_due(at(1), 10, PEEK)] == ids(items)
 
 
 # -- disclosure log --------------------------------------------------------------------
@@ -444,9 +462,9 @@ async def test_disclosures_subject_access_and_acknowledgement(any_store: Store) 
     async with any_store.transaction() as tx:
         await tx.disclosures.add(rows)
         await tx.disclosures.add([])
-        await tx.learners.remember("R1", "SCH1", UPN)
-        await tx.learners.remember("R0", "SCH0", UPN)  # the same pupil at a previous school
-        await tx.learners.remember("R2", "SCH1", OTHER_UPN)
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.learners.remember("R0", ["SCH0"], UPN)  # the same pupil at a previous school
+        await tx.learners.remember("R2", ["SCH1"], OTHER_UPN)
     async with any_store.transaction() as tx:
         found = await tx.disclosures.for_subject(upn=UPN)
         assert found == [before_upn_known, old_school_refid, by_upn, upn_only]

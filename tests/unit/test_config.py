@@ -3,10 +3,6 @@ from pathlib import Path
 import pytest
 
 from hub.configfile import check_config
-from hub.core.config import Agent
-from hub.core.envelope import Action
-from hub.core.errors import Category, SifError
-from hub.core.schools import choose_school
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,24 +41,6 @@ def test_identity_can_never_be_routed(tmp_path: Path) -> None:
         "    recipients: [s]\n    rules:\n      - object: Identity\n"
     )
     assert any("never routed" in p for p in check_config(bad))
-
-
-AGENT = Agent(id="a", secret_hash="x", schools=["8302001", "8304012"])
-
-
-def test_school_named_by_object_must_belong_to_agent() -> None:
-    assert choose_school(AGENT, {"8304012"}, None, Action.ADD) == "8304012"
-    with pytest.raises(SifError) as info:
-        choose_school(AGENT, {"8309999"}, None, Action.CHANGE)
-    assert (info.value.category, info.value.code) == (Category.ACCESS, 11)
-
-
-def test_school_falls_back_to_learner_then_single_school() -> None:
-    assert choose_school(AGENT, set(), "8302001", Action.ADD) == "8302001"
-    single = Agent(id="b", secret_hash="x", schools=["8302105"])
-    assert choose_school(single, set(), None, Action.ADD) == "8302105"
-    with pytest.raises(SifError):
-        choose_school(AGENT, set(), None, Action.ADD)
 
 
 def test_check_config_names_agreement_paths_the_schema_lacks(

@@ -14,6 +14,7 @@ from hub.core.agreements.schedule import next_window
 from hub.core.envelope import Action
 from hub.core.paths import parse_path
 from hub.core.policy import (
+    HOLD_IDENTITY,
     HOLD_SCHEDULE,
     HOLD_SUSPENDED,
     AgreementState,
@@ -30,9 +31,9 @@ NOW = datetime(2025, 3, 12, 10, 0, tzinfo=UTC)  # a Wednesday, GMT
 SCHOOL = "8301234"
 OTHER_SCHOOL = "8305678"
 REFID = "53E6F4C0109FDE4DC7E11DB9C0100163"
-UPN = "F330950043367"
+UPN = "H330950043367"
 OTHER_REFID = "6219B1684CF9B799640234CBB9992134"
-OTHER_UPN = "C936846321107"
+OTHER_UPN = "N936846321107"
 STAFF_REFID = "A8C3D5EE44B359D7510100AA001B7B89"
 
 
@@ -271,7 +272,9 @@ def test_pupils_only(named: str) -> None:
     policy = _policy(state)
     assert len(decide(_learner(), policy)) == 2
     assert decide(_learner(refid=OTHER_REFID, upn=OTHER_UPN), policy) == []
-    assert decide(_learner(refid=None, upn=None), policy) == []
+    # Whose data this is cannot be told: held until the learner is known, never released.
+    unknown = decide(_learner(refid=None, upn=None), policy)
+    assert unknown and {c.hold for c in unknown} == {HOLD_IDENTITY}
 
 
 def test_pupil_lists_are_per_school() -> None:
@@ -293,7 +296,9 @@ def test_cohort_required_only_members_per_recipient() -> None:
     policy = _policy(state, cohorts=cohorts)
     assert _who(decide(_learner(), policy)) == [("cme", "A", 1)]
     assert _who(decide(_learner(refid=OTHER_REFID, upn=OTHER_UPN), policy)) == [("vs", "A", 1)]
-    assert decide(_learner(refid="0" * 32, upn=None), policy) == []
+    # UPN not yet known: the Virtual School's cohort (by UPN) could hold it, CME's cannot.
+    waiting = decide(_learner(refid="0" * 32, upn=None), policy)
+    assert [(c.subscriber, c.hold) for c in waiting] == [("vs", HOLD_IDENTITY)]
     assert _who(decide(_attendance(), policy)) == [("cme", "A", 1)]
 
 
@@ -338,13 +343,14 @@ def test_build_policy_lists_the_condition_paths_dispatch_must_read() -> None:
 # --- several agreements and versions -----------------------------------------------------
 
 
-def test_first_agreement_by_id_wins_per_recipient() -> None:
+def test_each_agreement_releases_its_own_copy_per_recipient() -> None:
     b = _state(_spec("B", recipients=["cme", "ehe"], rules=[{"object": "LearnerPersonal"}]))
     a = _state(_spec("A", recipients=["cme"]))
     copies = decide(_learner(), _policy(b, a))
-    assert _who(copies) == [("cme", "A", 1), ("ehe", "B", 1)]
-    cme = next(c for c in copies if c.subscriber == "cme")
-    assert not cme.filter.allows(parse_path("PersonalInformation/Address"))
+    assert _who(copies) == [("cme", "A", 1), ("cme", "B", 1), ("ehe", "B", 1)]
+    by_agreement = {c.agreement_id: c for c in copies if c.subscriber == "cme"}
+    assert not by_agreement["A"].filter.allows(parse_path("PersonalInformation/Address"))
+    assert by_agreement["B"].filter.allows(parse_path("PersonalInformation/Address"))
 
 
 LEARNER_ONLY = [{"object": "LearnerPersonal", "include": ["UPN"]}]

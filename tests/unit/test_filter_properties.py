@@ -32,9 +32,11 @@ from hub.core.agreements.compile import compile_version
 from hub.core.agreements.model import Agreement, LawfulBasis, PupilAccess, Rule, Schedule
 from hub.core.agreements.special import NEVER_PATHS, SPECIAL_OBJECTS, SPECIAL_PATHS
 from hub.core.envelope import SIF_UK_NS, Action
+from hub.core.identifiers import is_upn
 from hub.core.objects import CATALOGUE, Subject
 from hub.core.paths import ItemRule, Path, PathFilter, parse_path
 from hub.core.policy import (
+    HOLD_IDENTITY,
     HOLD_SCHEDULE,
     HOLD_SUSPENDED,
     AgreementState,
@@ -72,7 +74,7 @@ LEARNER_REFIDS = (
     "6219B1684CF9B799640234CBB9992134",
     "98120AB87459381AB064829763D0934A",
 )
-UPNS = ("F330950043367", "C936846321107", "A123456789012")
+UPNS = ("H330950043367", "N936846321107", "A123456789012")
 PUPIL_IDS = LEARNER_REFIDS + UPNS
 STAFF_REFID = "A8C3D5EE44B359D7510100AA001B7B89"
 NOWS = (
@@ -245,7 +247,7 @@ def learner_personal(d: Dice) -> etree._Element:
     if d.coin(0.8):
         _sub(root, "UPN", d.choice(UPNS))
     if d.coin(0.3):
-        _sub(_sub(root, "FormerUPNList"), "UPN", "C936846321107")
+        _sub(_sub(root, "FormerUPNList"), "UPN", "N936846321107")
     if d.coin(0.3):
         _sub(root, "FamilyStructure", "A")
     in_care = _sub(root, "InCare")
@@ -650,6 +652,15 @@ def _check_copy(scenario: Scenario, copy: Copy) -> None:
 
     # (5) draft, terminated, past notice: nothing; suspended: held copies only
     assert EXPECT[status] != "none", status
+    learner = CATALOGUE[name].subject is Subject.LEARNER
+    if copy.hold == HOLD_IDENTITY:
+        # (7) held, never released, only while whose data it is cannot be fully told
+        assert learner and (item.subject_refid is None or item.upn is None)
+        assert copy.release_after is None
+        return
+    if learner:  # (7) a released (or window/suspension-held) learner copy names its learner
+        assert item.subject_refid is not None
+        assert item.upn is not None or not any(is_upn(x) for x in scenario.suppressed)
     if EXPECT[status] == "held":
         assert (copy.hold, copy.release_after) == (HOLD_SUSPENDED, None)
     elif spec.schedule.mode == "windows":
@@ -722,7 +733,8 @@ def test_every_copy_stays_within_its_agreement(scenario: Scenario) -> None:
     # (6) Identity (credentials) is never routed, whatever an agreement says
     if item.object_name == "Identity":
         assert copies == []
-    assert len({c.subscriber for c in copies}) == len(copies)  # one copy per recipient
+    # one copy per recipient and agreement
+    assert len({(c.subscriber, c.agreement_id) for c in copies}) == len(copies)
     for copy in copies:
         _check_copy(scenario, copy)
     # apply_filter never changes the object it was given

@@ -112,7 +112,8 @@ async def test_an_event_is_stored_then_one_copy_per_entitled_service_leaves(hub:
     assert (await hub.learner_event(LEARNER)).ok
     state = hub.store.state
     assert len(state.messages) == 1 and len(state.outbox) == 1
-    assert state.learners[LEARNER.refid].upn == LEARNER.upn
+    assert state.upns[LEARNER.refid] == LEARNER.upn
+    assert state.learner_schools[LEARNER.refid] == {LEARNER.school.laestab}
     assert hub.publisher.published == []  # nothing leaves from ingest
 
     assert await dispatch_once(hub.dispatch) == 1

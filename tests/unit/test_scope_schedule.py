@@ -63,58 +63,83 @@ def test_approvals_may_be_any_iterable() -> None:
 # --- pupils and cohorts ---------------------------------------------------------------
 
 REFID = "53E6F4C0109FDE4DC7E11DB9C0100163"
-UPN = "F330950043367"
+UPN = "H330950043367"
 OTHER_REFID = "6219B1684CF9B799640234CBB9992134"
-OTHER_UPN = "C936846321107"
+OTHER_UPN = "N936846321107"
 
 
 def test_all_allows_everyone() -> None:
     access = PupilAccess()
-    assert pupil_allowed(access, REFID, UPN)
-    assert pupil_allowed(access, None, None)
+    assert pupil_allowed(access, REFID, UPN) is True
+    assert pupil_allowed(access, None, None) is True
 
 
 @pytest.mark.parametrize("named", [REFID, UPN])
 def test_all_except_leaves_out_the_named_learner_by_upn_or_refid(named: str) -> None:
     access = PupilAccess(mode="all_except", learners=[named])
-    assert not pupil_allowed(access, REFID, UPN)
-    assert not pupil_allowed(
-        access, REFID if named == REFID else None, UPN if named == UPN else None
+    assert pupil_allowed(access, REFID, UPN) is False
+    assert (
+        pupil_allowed(access, REFID if named == REFID else None, UPN if named == UPN else None)
+        is False
     )
-    assert pupil_allowed(access, OTHER_REFID, OTHER_UPN)
-    assert pupil_allowed(access, None, None)  # nobody named: not excluded
+    assert pupil_allowed(access, OTHER_REFID, OTHER_UPN) is True
+
+
+def test_all_except_by_upn_cannot_tell_until_the_upn_is_known() -> None:
+    access = PupilAccess(mode="all_except", learners=[UPN])
+    assert pupil_allowed(access, OTHER_REFID, None) is None
+    assert pupil_allowed(access, None, None) is None
+    assert pupil_allowed(access, REFID, UPN) is False
+
+
+def test_all_except_by_refid_only_is_decided_without_a_upn() -> None:
+    access = PupilAccess(mode="all_except", learners=[REFID])
+    assert pupil_allowed(access, OTHER_REFID, None) is True
+    assert pupil_allowed(access, REFID, None) is False
 
 
 @pytest.mark.parametrize("named", [REFID, UPN])
 def test_only_lets_through_the_named_learner_by_upn_or_refid(named: str) -> None:
     access = PupilAccess(mode="only", learners=[named])
-    assert pupil_allowed(access, REFID, UPN)
-    assert pupil_allowed(access, REFID if named == REFID else None, UPN if named == UPN else None)
-    assert not pupil_allowed(access, OTHER_REFID, OTHER_UPN)
-    assert not pupil_allowed(access, None, None)  # unknown learner: not on the list
+    assert pupil_allowed(access, REFID, UPN) is True
+    assert (
+        pupil_allowed(access, REFID if named == REFID else None, UPN if named == UPN else None)
+        is True
+    )
+    assert pupil_allowed(access, OTHER_REFID, OTHER_UPN) is False
+
+
+def test_only_by_upn_waits_for_the_upn_and_by_refid_does_not() -> None:
+    assert pupil_allowed(PupilAccess(mode="only", learners=[UPN]), OTHER_REFID, None) is None
+    assert pupil_allowed(PupilAccess(mode="only", learners=[REFID]), OTHER_REFID, None) is False
 
 
 def test_only_with_an_empty_list_lets_nobody_through() -> None:
-    assert not pupil_allowed(PupilAccess(mode="only"), REFID, UPN)
+    assert pupil_allowed(PupilAccess(mode="only"), REFID, UPN) is False
 
 
 def test_all_except_with_an_empty_list_lets_everybody_through() -> None:
-    assert pupil_allowed(PupilAccess(mode="all_except"), REFID, UPN)
+    assert pupil_allowed(PupilAccess(mode="all_except"), REFID, UPN) is True
 
 
-def test_empty_identifiers_never_match_an_entry() -> None:
-    access = PupilAccess(mode="only", learners=[""])
-    assert not pupil_allowed(access, "", "")
+def test_pupil_lists_are_normalised_and_checked() -> None:
+    access = PupilAccess(mode="only", learners=[f"  {UPN.lower()} ", REFID.lower(), UPN])
+    assert access.learners == sorted([UPN, REFID])
+    with pytest.raises(ValueError, match="check letter"):
+        PupilAccess(mode="only", learners=["A" + UPN[1:]])
+    with pytest.raises(ValueError, match="not a UPN"):
+        PupilAccess(mode="only", learners=[""])
 
 
 def test_cohort_membership_by_refid_or_upn() -> None:
     members = frozenset({REFID, OTHER_UPN})
-    assert in_cohort(members, REFID, None)
-    assert in_cohort(members, None, OTHER_UPN)
-    assert in_cohort(members, OTHER_REFID, OTHER_UPN)
-    assert not in_cohort(members, OTHER_REFID, UPN)
-    assert not in_cohort(members, None, None)
-    assert not in_cohort(frozenset(), REFID, UPN)
+    assert in_cohort(members, REFID, None) is True
+    assert in_cohort(members, None, OTHER_UPN) is True
+    assert in_cohort(members, OTHER_REFID, OTHER_UPN) is True
+    assert in_cohort(members, OTHER_REFID, UPN) is False
+    assert in_cohort(members, OTHER_REFID, None) is None  # could be OTHER_UPN
+    assert in_cohort(frozenset({REFID}), OTHER_REFID, None) is False
+    assert in_cohort(frozenset(), REFID, UPN) is False
 
 
 # --- next_window -----------------------------------------------------------------------

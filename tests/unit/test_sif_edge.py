@@ -99,5 +99,6 @@ def test_ack_nils_unknown_original_msg_id() -> None:
 
 
 def test_copy_msg_id_is_deterministic_per_subscriber() -> None:
-    assert build.copy_msg_id("x", "cme") == build.copy_msg_id("x", "cme")
-    assert build.copy_msg_id("x", "cme") != build.copy_msg_id("x", "vs")
+    assert build.copy_msg_id("x", "cme", "A") == build.copy_msg_id("x", "cme", "A")
+    assert build.copy_msg_id("x", "cme", "A") != build.copy_msg_id("x", "vs", "A")
+    assert build.copy_msg_id("x", "cme", "A") != build.copy_msg_id("x", "cme", "B")

@@ -1,7 +1,9 @@
 """One agreement version -> the filters its copies pass through.
 
 Special-category paths are stripped unless the version has an Art 9 condition; paths that
-must never leave are stripped always. Everything a copy may hold is decided here.
+must never leave are stripped always. Stripping is the filter's last word: no include,
+item filter or condition can bring a stripped path back. Everything a copy may hold is
+decided here.
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ class CompiledRule:
     actions: frozenset[Action]
     filter: PathFilter
     where: tuple[Condition, ...]
+    # A condition on stripped data (refused when an agreement is created): never matches,
+    # since choosing objects by that data would disclose it.
+    blind: bool = False
 
     def matches(self, values: dict[str, tuple[str, ...]]) -> bool:
         """Object-level conditions over the values dispatch read off the object."""
+        if self.blind:
+            return False
         return all(set(values.get(c.path, ())) & set(c.values) for c in self.where)
 
 
@@ -61,19 +68,29 @@ def key_elements(object_name: str) -> frozenset[Path]:
 
 def _compile_rule(rule: Rule, art9: bool) -> CompiledRule:
     keys = key_elements(rule.object)
-    exclude = {parse_path(p) for p in rule.exclude} - keys | never_paths(rule.object)
-    if not art9:
-        exclude |= special_paths(rule.object)
+    strip = never_paths(rule.object) | (frozenset() if art9 else special_paths(rule.object))
+    exclude = frozenset({parse_path(p) for p in rule.exclude} - keys)
     include = (
         None if rule.include is None else frozenset({parse_path(p) for p in rule.include} | keys)
     )
-    items = tuple(_item_rule(f) for f in rule.keep_items)
-    flt = PathFilter(include, frozenset(exclude), items)
-    return CompiledRule(rule.object, frozenset(rule.actions), flt, tuple(rule.where))
+    items = tuple(_item_rule(f, strip) for f in rule.keep_items)
+    flt = PathFilter(include, exclude, items, strip)
+    where = tuple(rule.where)
+    blind = any(_under(parse_path(c.path), strip) for c in where)
+    return CompiledRule(rule.object, frozenset(rule.actions), flt, where, blind)
 
 
-def _item_rule(f: ItemFilter) -> ItemRule:
-    return ItemRule(parse_path(f.path), f.attribute, f.child, frozenset(f.values))
+def _under(path: Path, prefixes: frozenset[Path]) -> bool:
+    return any(path[: len(p)] == p for p in prefixes)
+
+
+def _item_rule(f: ItemFilter, strip: frozenset[Path]) -> ItemRule:
+    path = parse_path(f.path)
+    # An item chosen by stripped data would disclose that data by its presence: such a
+    # filter (refused when an agreement is created) keeps no item at all.
+    tested = (*path, f.child) if f.child else path
+    values = frozenset() if _under(tested, strip) else frozenset(f.values)
+    return ItemRule(path, f.attribute, f.child, values)
 
 
 def condition_paths(versions: list[CompiledVersion], object_name: str) -> frozenset[str]:

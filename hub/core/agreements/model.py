@@ -5,17 +5,46 @@ value filters on repeated items)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hub.core.envelope import Action
+from hub.core.identifiers import canonical, learner_ids
 from hub.core.objects import CATALOGUE
 
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 Laestab = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")]
 ElementPath = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_]\w*(/[A-Za-z_]\w*)*$")]
+# Parsing a version the hub stored earlier (validation context): checks added since it was
+# stored must not stop the hub from loading it; compilation strips what must not leave.
+STORED = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _non_empty(value: str, info: ValidationInfo) -> str:
+    value = value.strip()
+    if not value and not _stored(info):
+        raise ValueError("a value must have at least 1 character")
+    return value
+
+
+# A value an item filter or condition compares with: never empty (an empty string would
+# match an element that is present but blank, which says nothing the agreement meant).
+Value = Annotated[str, AfterValidator(_non_empty)]
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 DAYS: tuple[Day, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -48,7 +77,7 @@ class ItemFilter(Strict):
     path: ElementPath
     attribute: str | None = None
     child: str | None = None
-    values: list[str] = Field(min_length=1)
+    values: list[Value] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _one_test(self) -> Self:
@@ -62,7 +91,7 @@ class Condition(Strict):
     (e.g. AttendanceDomain in [Session, Both])."""
 
     path: ElementPath
-    values: list[str] = Field(min_length=1)
+    values: list[Value] = Field(min_length=1)
 
 
 class Rule(Strict):
@@ -74,6 +103,16 @@ class Rule(Strict):
     exclude: list[ElementPath] = Field(default_factory=list)
     keep_items: list[ItemFilter] = Field(default_factory=list)
     where: list[Condition] = Field(default_factory=list)
+
+    def named_paths(self) -> list[str]:
+        """Every element path the rule names: to include, to filter items on (the item and
+        the child it tests), or as a condition. Exclusions only ever remove, so not these."""
+        return [
+            *(self.include or []),
+            *(f.path for f in self.keep_items),
+            *(f"{f.path}/{f.child}" for f in self.keep_items if f.child),
+            *(c.path for c in self.where),
+        ]
 
     @model_validator(mode="after")
     def _known_object(self) -> Self:
@@ -91,7 +130,14 @@ class PupilAccess(Strict):
     (by UPN or LearnerPersonal RefId)."""
 
     mode: Literal["all", "all_except", "only"] = "all"
-    learners: list[str] = Field(default_factory=list)
+    learners: list[str] = Field(default_factory=list, max_length=100_000)
+
+    @field_validator("learners")
+    @classmethod
+    def _canonical(cls, learners: list[str], info: ValidationInfo) -> list[str]:
+        if _stored(info):
+            return sorted({canonical(x) for x in learners})
+        return list(learner_ids(learners))
 
 
 class SchoolOptIn(Strict):
@@ -146,8 +192,8 @@ class Agreement(Strict):
     schedule: Schedule = Schedule()
 
     @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        problems = _rule_problems(self)
+    def _consistent(self, info: ValidationInfo) -> Self:
+        problems = _rule_problems(self, stored=_stored(info))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -162,7 +208,12 @@ class Agreement(Strict):
             return self.approved_on.replace(year=self.approved_on.year + 3, day=28)
 
 
-def _rule_problems(agreement: Agreement) -> list[str]:
+def stored_agreement(body: dict[str, Any]) -> Agreement:
+    """A version as the hub stored it (see STORED)."""
+    return Agreement.model_validate(body, context=STORED)
+
+
+def _rule_problems(agreement: Agreement, *, stored: bool = False) -> list[str]:
     from hub.core.agreements.special import special_paths_requested
 
     out = []
@@ -171,11 +222,11 @@ def _rule_problems(agreement: Agreement) -> list[str]:
         if rule.object in seen:
             out.append(f"object {rule.object} has more than one rule")
         seen.add(rule.object)
-        if agreement.lawful_basis.article9 is None:
+        if agreement.lawful_basis.article9 is None and not stored:
             out += [
-                f"rule for {rule.object} requests special category data ({path}) "
+                f"rule for {rule.object} names special category data ({path}) "
                 "but lawful_basis has no article9 condition"
-                for path in special_paths_requested(rule.object, rule.include)
+                for path in special_paths_requested(rule.object, rule.named_paths())
             ]
     schools = [s.laestab for s in agreement.schools]
     out += [f"school {s} is listed twice" for s in sorted(set(schools)) if schools.count(s) > 1]

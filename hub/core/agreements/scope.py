@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from hub.core.agreements.model import PupilAccess
+from hub.core.identifiers import is_refid, is_upn
 
 V = TypeVar("V")
 
@@ -37,12 +38,25 @@ def _named(learners: Iterable[str], refid: str | None, upn: str | None) -> bool:
     return not ids.isdisjoint(learners)
 
 
-def pupil_allowed(access: PupilAccess, refid: str | None, upn: str | None) -> bool:
+def _may_name(learners: Iterable[str], refid: str | None, upn: str | None) -> bool:
+    """Could the list name this learner by an identifier the hub does not know yet?"""
+    return any((refid is None and is_refid(x)) or (upn is None and is_upn(x)) for x in learners)
+
+
+def pupil_allowed(access: PupilAccess, refid: str | None, upn: str | None) -> bool | None:
+    """Does the school's pupil list let this learner's data flow? None: it cannot be told
+    until the learner's identity (the UPN or RefId the list names learners by) is known."""
     if access.mode == "all":
         return True
-    named = _named(access.learners, refid, upn)
-    return not named if access.mode == "all_except" else named
+    if _named(access.learners, refid, upn):
+        return access.mode == "only"
+    if _may_name(access.learners, refid, upn):
+        return None
+    return access.mode == "all_except"
 
 
-def in_cohort(members: frozenset[str], refid: str | None, upn: str | None) -> bool:
-    return _named(members, refid, upn)
+def in_cohort(members: frozenset[str], refid: str | None, upn: str | None) -> bool | None:
+    """Is the learner in the recipient's cohort? None: not until its identity is known."""
+    if _named(members, refid, upn):
+        return True
+    return None if _may_name(members, refid, upn) else False

@@ -1,7 +1,9 @@
 """Special category data (UK GDPR Art 9) and what never leaves, per object (SIF-DIGEST §1a).
 
 Without an Art 9(2) condition these paths are stripped from every copy, whatever a rule
-includes; objects that are special category as a whole are not delivered at all.
+includes, filters on or tests, and a rule that names one (to include, to filter items on, or
+as a condition) is refused; objects that are special category as a whole are not delivered
+at all.
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ def never_paths(object_name: str) -> frozenset[Path]:
     return frozenset(parse_path(p) for p in NEVER_PATHS.get(object_name, ()))
 
 
-def special_paths_requested(object_name: str, include: list[str] | None) -> list[str]:
-    """Special-category paths a rule names explicitly (at, above counts only if at/below)."""
+def special_paths_requested(object_name: str, named: list[str] | None) -> list[str]:
+    """The paths among `named` (a rule's include, item filter and condition paths) that are
+    at or below a special-category path; "the whole object" for a special object."""
     if object_name in SPECIAL_OBJECTS:
         return ["the whole object"]
-    if include is None:
-        return []
     special = special_paths(object_name)
-    return sorted(p for p in include if any(parse_path(p)[: len(s)] == s for s in special))
+    return sorted({p for p in named or () if any(parse_path(p)[: len(s)] == s for s in special)})

@@ -1,38 +1,40 @@
-"""What the hub learnt about each learner RefId (implements hub.core.ports.Learners)."""
+"""What the hub learnt about each learner (implements hub.core.ports.Learners): the schools
+objects showed it at (only ever added), its UPN, and each learner-scoped object's learner."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from hub.store.models import learners
+from hub.store.models import learner_schools, learners, object_learners
 from hub.store.repos.base import SqlRepo, chunks, utcnow
 
 
 class SqlLearners(SqlRepo):
-    async def remember(self, refid: str, school: str | None, upn: str | None) -> None:
-        if school is None and upn is None:
-            return  # nothing learnt
-        statement = self._insert(learners).values(
-            refid=refid, school=school, upn=upn, updated_at=utcnow()
-        )
-        # Keep what we knew when this object does not say: a partial Change event must
-        # not forget a pupil's school.
-        statement = statement.on_conflict_do_update(
+    async def remember(self, refid: str, schools: Sequence[str], upn: str | None) -> bool:
+        now = utcnow()
+        if schools:
+            rows = [
+                {"refid": refid, "laestab": s, "first_seen": now} for s in dict.fromkeys(schools)
+            ]
+            statement = self._insert(learner_schools).on_conflict_do_nothing(
+                index_elements=["refid", "laestab"]
+            )
+            await self._execute(statement, rows)
+        if upn is None:
+            return False  # a partial Change must not forget the UPN
+        insert = self._insert(learners).values(refid=refid, upn=upn, updated_at=now)
+        statement = insert.on_conflict_do_update(
             index_elements=["refid"],
-            set_={
-                "school": func.coalesce(statement.excluded.school, learners.c.school),
-                "upn": func.coalesce(statement.excluded.upn, learners.c.upn),
-                "updated_at": statement.excluded.updated_at,
-            },
+            set_={"upn": insert.excluded.upn, "updated_at": insert.excluded.updated_at},
+            where=learners.c.upn.is_distinct_from(insert.excluded.upn),
         )
-        await self._execute(statement)
+        return bool((await self._execute(statement)).rowcount)
 
-    async def school(self, refid: str) -> str | None:
-        query = select(learners.c.school).where(learners.c.refid == refid)
-        school = (await self._execute(query)).scalar_one_or_none()
-        return None if school is None else str(school)
+    async def schools(self, refid: str) -> frozenset[str]:
+        query = select(learner_schools.c.laestab).where(learner_schools.c.refid == refid)
+        return frozenset(str(s) for s in (await self._execute(query)).scalars().all())
 
     async def upns(self, refids: Sequence[str]) -> dict[str, str]:
         """{refid: UPN} for the refids whose UPN is known; unknown refids are left out."""
@@ -42,4 +44,32 @@ class SqlLearners(SqlRepo):
                 learners.c.refid.in_(chunk), learners.c.upn.is_not(None)
             )
             found.update({row.refid: row.upn for row in (await self._execute(query)).all()})
+        return found
+
+    async def remember_object(self, object_refid: str, object_name: str, learner: str) -> bool:
+        insert = self._insert(object_learners).values(
+            object_refid=object_refid,
+            object_name=object_name,
+            learner_refid=learner,
+            updated_at=utcnow(),
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["object_refid"],
+            set_={
+                "learner_refid": insert.excluded.learner_refid,
+                "updated_at": insert.excluded.updated_at,
+            },
+            where=object_learners.c.learner_refid != insert.excluded.learner_refid,
+        )
+        return bool((await self._execute(statement)).rowcount)
+
+    async def learners_of(self, object_refids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        table = object_learners
+        for chunk in chunks(object_refids):
+            query = select(table.c.object_refid, table.c.learner_refid).where(
+                table.c.object_refid.in_(chunk)
+            )
+            rows = (await self._execute(query)).all()
+            found.update({row.object_refid: row.learner_refid for row in rows})
         return found

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, or_, select, update
 from hub.core.envelope import Action
 from hub.core.records import OutboxRecord
 from hub.store.models import LAST_ERROR_MAX, outbox
-from hub.store.repos.base import AnyRow, SqlRepo, from_row, utcnow
+from hub.store.repos.base import AnyRow, SqlRepo, chunks, from_row, utcnow
 
 
 class SqlOutbox(SqlRepo):
@@ -45,14 +45,24 @@ class SqlOutbox(SqlRepo):
         # SQLite serialises writers (BEGIN IMMEDIATE), so it needs no row locks.
         return query.with_for_update(skip_locked=True) if self._postgres else query
 
-    async def complete(self, outbox_ids: Sequence[str]) -> None:
-        if outbox_ids:
-            statement = (
-                update(outbox)
-                .where(outbox.c.id.in_(list(outbox_ids)))
-                .values(done_at=utcnow(), lease_until=None)
-            )
-            await self._execute(statement)
+    async def complete(self, done: Sequence[tuple[str, datetime]]) -> list[str]:
+        # Guarded on done_at: a claimer whose lease ran out while another finished the
+        # row settles nothing, so its disclosures are not recorded twice.
+        by_purge: dict[datetime, list[str]] = {}
+        for outbox_id, purge_after in done:
+            by_purge.setdefault(purge_after, []).append(outbox_id)
+        settled: list[str] = []
+        now = utcnow()
+        for purge_after, ids in by_purge.items():
+            for chunk in chunks(ids):
+                statement = (
+                    update(outbox)
+                    .where(outbox.c.id.in_(chunk), pending())
+                    .values(done_at=now, lease_until=None, purge_after=purge_after)
+                    .returning(outbox.c.id)
+                )
+                settled += [str(i) for i in (await self._execute(statement)).scalars().all()]
+        return settled
 
     async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None:
         statement = (
@@ -95,6 +105,8 @@ def _outbox_values(item: OutboxRecord, now: datetime) -> dict[str, Any]:
         "action": str(item.action.value),
         "school": item.school,
         "subject_refid": item.subject_refid,
+        "object_refid": item.object_refid,
+        "schools": list(item.schools),
         "object_xml": item.object_xml,
         "attempts": item.attempts,
         "next_attempt_at": now,  # due at once
@@ -102,8 +114,15 @@ def _outbox_values(item: OutboxRecord, now: datetime) -> dict[str, Any]:
         "last_error": None,
         "done_at": None,
         "created_at": now,
+        "purge_after": None,
     }
 
 
 def _outbox_record(row: AnyRow) -> OutboxRecord:
-    return from_row(OutboxRecord, row, action=Action(row.action), object_xml=bytes(row.object_xml))
+    return from_row(
+        OutboxRecord,
+        row,
+        action=Action(row.action),
+        object_xml=bytes(row.object_xml),
+        schools=tuple(row.schools or ()),
+    )
