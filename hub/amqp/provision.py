@@ -166,7 +166,8 @@ class _Api:
         return list(await self._call("GET", "users"))
 
     async def user(self, name: str) -> dict[str, Any] | None:
-        return await self._call("GET", f"users/{_seg(name)}", missing=True)  # type: ignore[no-any-return]
+        found = await self._call("GET", f"users/{_seg(name)}", missing=True)
+        return None if found is None else dict(found)
 
     async def put_user(self, name: str, body: Mapping[str, str]) -> None:
         await self._call("PUT", f"users/{_seg(name)}", json=dict(body))
@@ -203,7 +204,10 @@ class _Api:
             )
         if response.is_error:
             raise BrokerUnavailable(f"management API {method} {path}: HTTP {response.status_code}")
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError as exc:  # not the management API answering (a proxy page?)
+            raise BrokerUnavailable(f"management API {method} {path}: not JSON") from exc
 
 
 def _seg(value: str) -> str:

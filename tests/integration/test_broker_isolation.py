@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
@@ -32,6 +32,7 @@ from hub.amqp.provision import (
 )
 from hub.amqp.topology import declare_subscriber
 from hub.core import naming
+from hub.core.ports import BrokerUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -431,3 +432,20 @@ async def test_sync_takes_back_tags_and_permissions_granted_behind_its_back(
     finally:
         async with management_api(management) as api:
             await api.delete(f"vhosts/{vhost}")
+
+
+# --- failures are BrokerUnavailable, with the reason ------------------------------------
+
+
+async def test_a_refusing_or_wrong_management_api_is_broker_unavailable(
+    management: ManagementTarget,
+) -> None:
+    wrong_password = replace(management, password="not-the-password")
+    with pytest.raises(BrokerUnavailable, match=r"HTTP 401.*administrator tag"):
+        await BrokerUsers(wrong_password, prefix="iso-none").sync([])
+    wrong_path = replace(management, base_url=f"{management.base_url}/not-the-api")
+    with pytest.raises(BrokerUnavailable, match="HTTP 404"):
+        await BrokerUsers(wrong_path, prefix="iso-none").sync([])
+    closed_port = replace(management, base_url="http://127.0.0.1:1")
+    with pytest.raises(BrokerUnavailable, match="ConnectError"):
+        await BrokerUsers(closed_port, prefix="iso-none").sync([])
