@@ -195,7 +195,11 @@ async def run_hub(args: argparse.Namespace, database_url: str, tmp: Path, prefix
     config, rewritten = bench_config(prefix)
     run = HubRun(prefix, [], args.events, args.concurrency, rewritten=rewritten)
     settings = Settings(
-        data_dir=tmp, database_url=database_url, amqp_url=args.amqp_url, port=free_port()
+        data_dir=tmp,
+        database_url=database_url,
+        amqp_url=args.amqp_url,
+        port=free_port(),
+        amqp_provision_users=False,  # its consumers read as the hub: no users to leave behind
     )
     hub = await build_hub(settings, config)
     _instrument_publisher(hub, run.batches)

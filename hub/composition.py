@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
 from hub.core.config import HubConfig
@@ -66,6 +67,8 @@ class Hub:
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
+    broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
 
 
 async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_now) -> Hub:
@@ -91,9 +94,14 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         uncovered_days=settings.retention_uncovered_days,
         identity_hold_days=settings.identity_hold_days,
     )
-    return Hub(
+    hub = Hub(
         settings, config, store, publisher, puller, ingest, dispatch, policies, schemas, clock
     )
+    if settings.amqp_provision_users:
+        target = management_target(settings.amqp_url, settings.amqp_management_url)
+        hub.broker_users = BrokerUsers(target, prefix=config.queue_prefix)
+        hub.broker_users_status = "pending"
+    return hub
 
 
 async def start(hub: Hub) -> None:
@@ -142,7 +150,8 @@ async def _refresh_policy(hub: Hub) -> None:
 
 
 async def _keep_broker(hub: Hub) -> None:
-    """Connect publisher and puller, declaring every subscriber queue; retry while down."""
+    """Connect publisher and puller, declaring every subscriber queue; retry while down.
+    Then give each subscriber its broker user."""
     attempt = 0
     subscribers = [s.id for s in hub.config.subscribers]
     while not hub.stop.is_set():
@@ -151,12 +160,37 @@ async def _keep_broker(hub: Hub) -> None:
             await hub.publisher.ensure_queues(subscribers)
             await hub.puller.start()
             log.info("broker.connected subscribers=%d", len(subscribers))
-            return
+            break
         except BrokerUnavailable:
             attempt += 1
             log.warning("broker.unavailable attempt=%d", attempt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hub.stop.wait(), compute_backoff(attempt))
+    await _provision_broker_users(hub, subscribers)
+
+
+async def _provision_broker_users(hub: Hub, subscribers: list[str]) -> None:
+    """One read-only broker user per subscriber, stale ones removed; retried in the
+    background while the management API is down (agents and dispatch carry on)."""
+    attempt = 0
+    while hub.broker_users is not None and not hub.stop.is_set():
+        try:
+            report = await hub.broker_users.sync(subscribers)
+        except BrokerUnavailable as exc:
+            attempt += 1
+            hub.broker_users_status = "retrying"
+            log.warning("broker.users_unprovisioned attempt=%d error=%s", attempt, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hub.stop.wait(), compute_backoff(attempt))
+            continue
+        hub.broker_users_status = "conflict" if report.conflicts else "ok"
+        log.info(
+            "broker.users_provisioned created=%d removed=%d conflicts=%d",
+            len(report.created),
+            len(report.removed),
+            len(report.conflicts),
+        )
+        return
 
 
 async def stop(hub: Hub) -> None:

@@ -64,7 +64,8 @@ async def run_demo(config_path: Path) -> int:
     config = config.model_copy(update={"queue_prefix": f"sifhub-demo-{uuid.uuid4().hex[:6]}"})
     clock = DemoClock()
     with tempfile.TemporaryDirectory(prefix="sifhub-demo-") as tmp:
-        settings = Settings(data_dir=Path(tmp), port=_free_port())
+        # Its LA services read as the hub's own broker user: no per-service users to leave behind.
+        settings = Settings(data_dir=Path(tmp), port=_free_port(), amqp_provision_users=False)
         hub = await build_hub(settings, config, clock)
         await start(hub)
         app = create_app(hub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development
@@ -18,6 +18,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str | None = Field(default=None, description="default: SQLite in data_dir")
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_management_url: str | None = Field(
+        default=None,
+        description="RabbitMQ management API; default http://<AMQP host>:15672 (https and "
+        "15671 for amqps://), as the AMQP URL's user unless the URL names one",
+    )
+    amqp_provision_users: bool = Field(
+        default=True, description="give each subscriber its own read-only broker user"
+    )
     config: Path | None = None
     admin_token: str = DEV_ADMIN_TOKEN
     max_body_bytes: int = 10 * 1024 * 1024
@@ -43,6 +51,13 @@ class Settings(BaseSettings):
         if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
             raise ValueError("HUB_ADMIN_TOKEN must be set in production")
         return self
+
+    @field_validator("amqp_management_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("HUB_AMQP_MANAGEMENT_URL must be an http:// or https:// URL")
+        return url
 
     def resolved_database_url(self) -> str:
         if self.database_url:

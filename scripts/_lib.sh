@@ -2,9 +2,10 @@
 # scripts/_lib.sh — helpers shared by the other scripts in scripts/. Sourced, never run.
 #
 # Gives: say/die (messages on stderr), run/as_root (honour HUB_SCRIPTS_DRY_RUN=1 by
-# printing what would change instead of doing it), port_open (bash /dev/tcp probe with a
-# timeout), URL host/port parsing, apt_install (Debian packages, apt-get update only when
-# needed), have_systemd, and wait_for_port (bounded wait).
+# printing what would change instead of doing it), root_query (read-only, runs even then),
+# hub_amqp_password_file, port_open (bash /dev/tcp probe with a timeout), URL host/port
+# parsing, apt_install (Debian packages, apt-get update only when needed), have_systemd,
+# and wait_for_port (bounded wait).
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 HUB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +40,21 @@ as_root() {
         die "need root (or sudo) to run: $*"
     fi
 }
+
+# root_query CMD... — run a read-only CMD as root (via sudo when we are not root), also
+# under HUB_SCRIPTS_DRY_RUN=1: a dry run still looks at the current state.
+root_query() {
+    if ((EUID == 0)); then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+# hub_amqp_password_file — where the hub's own broker user's password is kept (root only).
+hub_amqp_password_file() { printf '%s' "${HUB_AMQP_PASSWORD_FILE:-/etc/sif-hub/amqp-password}"; }
 
 # have CMD — is CMD installed? In dry-run mode HUB_SCRIPTS_PRETEND_MISSING="cmd ..."
 # makes the listed commands look absent, to show the install branch without installing.

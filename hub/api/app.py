@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from hub import __version__
 from hub.api import (
     agreement_routes,
+    broker_routes,
     held_routes,
     ops_routes,
     privacy_routes,
@@ -28,6 +29,7 @@ def create_app(hub: Hub) -> FastAPI:
     problems.install(app)
     app.include_router(sif_routes.router, tags=["SIF agents"])
     app.include_router(ops_routes.router, tags=["Operations"])
+    app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])

@@ -30,6 +30,8 @@ async def ready(hub: HubDep) -> dict[str, Any]:
         await hub.publisher.ping()
     except BrokerUnavailable:
         checks["broker"] = "unavailable"
+    # Reported, never fatal: LA services already holding credentials are unaffected.
+    checks["broker_users"] = hub.broker_users_status
     if "unavailable" in checks.values():
         raise Problem(503, "Not ready", "A dependency is unavailable", checks=checks)
     return {"status": "ok", "checks": checks}
@@ -44,6 +46,7 @@ async def subscribers(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
             "description": sub.description,
             "queue": naming.subscriber_queue(sub.id, hub.config.queue_prefix),
             "dead_letter_queue": naming.dead_letter_queue(sub.id, hub.config.queue_prefix),
+            "broker_username": hub.broker_users.username(sub.id) if hub.broker_users else None,
             "pull_agent": sub.pull_agent,
             "agreements": [g.id for g in hub.config.agreements if sub.id in g.recipients],
         }

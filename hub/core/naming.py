@@ -1,4 +1,5 @@
-"""Names of every RabbitMQ exchange and queue, and the AMQP headers each copy carries."""
+"""Names of every RabbitMQ exchange, queue and subscriber user, and the AMQP headers each copy
+carries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ def subscriber_queue(subscriber_id: str, prefix: str = PREFIX) -> str:
 
 def dead_letter_queue(subscriber_id: str, prefix: str = PREFIX) -> str:
     return f"{subscriber_queue(subscriber_id, prefix)}.dlq"
+
+
+def subscriber_user(subscriber_id: str, prefix: str = PREFIX) -> str:
+    """The LA service's own RabbitMQ user, named like the one queue it may read."""
+    return subscriber_queue(subscriber_id, prefix)
 
 
 def dead_letter_exchange(prefix: str = PREFIX) -> str:

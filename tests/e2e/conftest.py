@@ -26,6 +26,7 @@ from hub.core.config import HubConfig
 from hub.demo import SECRETS
 from hub.pipeline.release import release_once
 from hub.settings import Settings
+from tests.broker_fixtures import remove_broker_users
 
 REPO = Path(__file__).resolve().parents[2]
 COUNTY = REPO / "deploy/examples/county.yaml"
@@ -112,8 +113,15 @@ def county_config(**overrides: object) -> HubConfig:
 
 @asynccontextmanager
 async def hub_running(
-    database_url: str, data_dir: Path, config: HubConfig | None = None, amqp_url: str = AMQP_URL
+    database_url: str,
+    data_dir: Path,
+    config: HubConfig | None = None,
+    amqp_url: str = AMQP_URL,
+    provision_users: bool = False,
+    **settings_overrides: Any,
 ) -> AsyncIterator[RunningHub]:
+    """Broker users are provisioned only when a test asks (provision_users), and are then
+    removed afterwards like the queues."""
     config = config or county_config()
     settings = Settings(
         data_dir=data_dir,
@@ -121,6 +129,8 @@ async def hub_running(
         amqp_url=amqp_url,
         dispatch_idle_seconds=0.02,
         publish_timeout_seconds=3,
+        amqp_provision_users=provision_users,
+        **settings_overrides,
     )
     clock = Clock()
     hub = await build_hub(settings, config, clock)
@@ -135,6 +145,8 @@ async def hub_running(
         await stop(hub)
         if amqp_url == AMQP_URL:
             await delete_queues(AMQP_URL, _queues(config))
+        if provision_users:
+            await remove_broker_users(config.queue_prefix)
 
 
 def _queues(config: HubConfig) -> list[str]:

@@ -485,7 +485,11 @@ async def test_database_down_is_11_1_never_an_ack(
             assert not [r for r in caplog.records if "sif.unexpected" in r.getMessage()]
             ready = await client.get("/health/ready")
             problem = _assert_problem(ready, 503)
-            assert problem["checks"] == {"database": "unavailable", "broker": "ok"}
+            assert problem["checks"] == {
+                "database": "unavailable",
+                "broker": "ok",
+                "broker_users": "disabled",
+            }
     finally:
         await dead.close()
 
@@ -509,7 +513,11 @@ async def test_broker_down_events_acked_pull_is_11_1(database_url: str, tmp_path
 
         ready = await running.client.get("/health/ready")
         problem = _assert_problem(ready, 503)
-        assert problem["checks"] == {"database": "ok", "broker": "unavailable"}
+        assert problem["checks"] == {
+            "database": "ok",
+            "broker": "unavailable",
+            "broker_users": "disabled",
+        }
         live = await running.client.get("/health/live")
         assert live.status_code == 200
 

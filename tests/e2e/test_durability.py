@@ -17,8 +17,10 @@ import pytest
 from adapters import sample_data as data
 from adapters.la_consumer import delete_queues, drain
 from adapters.school_agent import SchoolAgent
+from hub.amqp.provision import ManagementTarget
 from hub.core import naming
 from hub.demo import SECRETS
+from tests.broker_fixtures import remove_broker_users
 from tests.e2e.conftest import AMQP_URL, COUNTY, RunningHub, county_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -103,7 +105,11 @@ async def _wait_ready(base: str) -> None:
 
 
 @pytest.fixture
-async def hub_config_file(tmp_path: Path) -> AsyncIterator[tuple[Path, str]]:
+async def hub_config_file(
+    tmp_path: Path, management: ManagementTarget
+) -> AsyncIterator[tuple[Path, str]]:
+    """A private queue prefix; the hub process provisions broker users as in production,
+    and they go afterwards with the queues."""
     prefix = county_config().queue_prefix
     text = COUNTY.read_text().replace("queue_prefix: sifhub ", f"queue_prefix: {prefix} ")
     assert prefix in text
@@ -111,6 +117,7 @@ async def hub_config_file(tmp_path: Path) -> AsyncIterator[tuple[Path, str]]:
     path.write_text(text)
     yield path, prefix
     config = county_config(queue_prefix=prefix)
+    await remove_broker_users(prefix)
     await delete_queues(
         AMQP_URL,
         [

@@ -38,7 +38,10 @@ async def test_live(running: RunningHub) -> None:
 async def test_ready_with_both_checks_ok(running: RunningHub) -> None:
     response = await running.client.get("/health/ready")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok", "broker_users": "disabled"},
+    }
 
 
 @pytest.mark.parametrize("path", ["/admin/subscribers", "/admin/stats"])

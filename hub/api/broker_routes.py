@@ -1,0 +1,91 @@
+"""Admin API for an LA service's own broker credentials (users provisioned by
+hub.amqp.provision: read its own queue, nothing else)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from hub.amqp.provision import BrokerUsers, Credentials, UserConflict
+from hub.api.deps import AdminDep, HubDep
+from hub.api.problems import PROBLEM, Problem
+from hub.composition import Hub
+from hub.core.ports import BrokerUnavailable, StoreUnavailable
+from hub.core.records import AuditRecord
+
+router = APIRouter(prefix="/admin")
+
+
+class ProblemBody(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+
+
+class BrokerCredentials(BaseModel):
+    username: str = Field(description="RabbitMQ user; may consume its own queue and nothing else")
+    password: str = Field(description="Shown once: the hub keeps no copy; issue again to rotate")
+    queue: str = Field(description="The one queue this user may read")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    schema = ProblemBody.model_json_schema()
+    return {"description": description, "content": {PROBLEM: {"schema": schema}}}
+
+
+@router.post(
+    "/subscribers/{subscriber_id}/credentials",
+    responses={
+        404: _problem("Unknown subscriber"),
+        409: _problem("Broker users are not provisioned, or the name is taken by another user"),
+        503: _problem("The broker's management API or the database is unreachable"),
+    },
+)
+async def issue_credentials(
+    subscriber_id: str, hub: HubDep, actor: AdminDep, response: Response
+) -> BrokerCredentials:
+    """Issue (or rotate) the subscriber's broker password: the old one stops working and
+    its open connections are closed. Audited with the actor, never the password."""
+    if hub.config.subscriber(subscriber_id) is None:
+        raise Problem(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
+    if hub.broker_users is None:
+        raise Problem(409, "Broker users are not provisioned", "HUB_AMQP_PROVISION_USERS is false")
+    credentials = await _issue(hub, hub.broker_users, subscriber_id, actor)
+    response.headers["Cache-Control"] = "no-store"
+    return BrokerCredentials(
+        username=credentials.username, password=credentials.password, queue=credentials.queue
+    )
+
+
+async def _issue(hub: Hub, users: BrokerUsers, subscriber_id: str, actor: str) -> Credentials:
+    """Rotate, then audit. The rotation is not held inside a database transaction (it may
+    wait on the management API); if the audit row cannot be written, the new password is
+    withheld, so no credentials ever leave unaccounted for."""
+    try:
+        credentials = await users.issue(subscriber_id)
+    except BrokerUnavailable:
+        raise Problem(
+            503, "Broker management unavailable", "The broker's management API is unreachable"
+        ) from None
+    except UserConflict as exc:
+        raise Problem(409, "Broker user conflict", str(exc)) from None
+    audit = AuditRecord(
+        hub.clock(),
+        actor,
+        "broker.credentials_issued",
+        subscriber_id,
+        {"username": credentials.username},
+    )
+    try:
+        async with hub.store.transaction() as tx:
+            await tx.audit.add(audit)
+    except StoreUnavailable:
+        raise Problem(
+            503,
+            "Database unavailable",
+            "The password was changed but could not be audited, so it is withheld: issue again",
+        ) from None
+    return credentials
