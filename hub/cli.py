@@ -1,4 +1,4 @@
-"""The `hub` command: serve, check-config, hash-secret, demo."""
+"""The `hub` command: serve, check-config, hash-secret, demo, disclosures, purge."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         "hash-secret": _hash,
         "demo": _demo,
         "disclosures": _disclosures,
+        "purge": _purge,
     }
     handler = handlers[args.command]
     return handler(args)
@@ -50,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--upn")
     who.add_argument("--refid")
     sar.add_argument("--format", choices=["json", "csv"], default="json")
+    purge = sub.add_parser(
+        "purge",
+        help="remove what retention no longer keeps, and print the counts "
+        "(database from HUB_DATABASE_URL; retention from HUB_RETENTION_*)",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count only; change nothing")
+    purge.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then rewrite the SQLite file (VACUUM) or VACUUM ANALYZE on PostgreSQL",
+    )
     return parser
 
 
@@ -137,3 +149,38 @@ def _disclosures(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from hub.composition import retention_policy
+    from hub.pipeline.retention import purge
+    from hub.store.store import open_store
+
+    settings = Settings()
+
+    async def run() -> int:
+        store = await open_store(settings.resolved_database_url())
+        try:
+            counts = await purge(
+                store,
+                retention_policy(settings),
+                datetime.now(UTC),
+                dry_run=args.dry_run,
+                actor="cli",
+            )
+            if counts is None:
+                print("another hub is purging now; nothing done", file=sys.stderr)
+                return 1
+            verb = "would remove" if args.dry_run else "removed"
+            for name, count in asdict(counts).items():
+                print(f"{verb} {count} {name}")
+            if args.vacuum and not args.dry_run:
+                await store.reclaim_space(full=True)
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

@@ -90,9 +90,11 @@ class SqlStore:
                     driver = raw.driver_connection
                     assert driver is not None
                     if self._engine.dialect.name == "sqlite":
-                        statement = "VACUUM" if full else "PRAGMA incremental_vacuum"
-                        cursor = await driver.execute(statement)
-                        await cursor.fetchall()
+                        # executescript steps the statement to the end: a plain execute of
+                        # incremental_vacuum frees one page only.
+                        await driver.executescript(
+                            "VACUUM;" if full else "PRAGMA incremental_vacuum;"
+                        )
                     elif full:
                         await driver.execute(f"VACUUM ANALYZE {', '.join(PURGED_TABLES)}")
 
