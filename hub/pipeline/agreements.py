@@ -17,7 +17,7 @@ from hub.core.agreements.model import STORED, Agreement, PupilAccess, stored_agr
 from hub.core.config import HubConfig
 from hub.core.identifiers import canonical
 from hub.core.policy import AgreementState, Policy, build_policy
-from hub.core.ports import Store, Tx
+from hub.core.ports import AlreadyExists, Store, Tx
 from hub.core.records import (
     AgreementVersionRecord,
     ApprovalRecord,
@@ -27,6 +27,7 @@ from hub.core.records import (
 )
 
 PathsOf = Callable[[str], frozenset[str]]
+SYNC_ATTEMPTS = 3
 
 
 class AgreementInvalid(ValueError):
@@ -160,14 +161,23 @@ async def sync_config(
     store: Store, config: HubConfig, paths_of: PathsOf, now: datetime
 ) -> list[str]:
     """Load the configuration's agreements as versions (idempotent); all or nothing.
-    Returns the ids of agreements that gained a version."""
-    changed = []
-    async with store.transaction() as tx:
-        for spec in config.agreements:
-            _, new = await add_version(tx, spec, actor="config", now=now, paths_of=paths_of)
-            if new:
-                changed.append(spec.id)
-    return changed
+    Returns the ids of agreements that gained a version. Hubs starting together on one
+    database race to add the same versions: the loser finds them there on its next try."""
+    for attempt in range(SYNC_ATTEMPTS):
+        try:
+            async with store.transaction() as tx:
+                changed = []
+                for spec in config.agreements:
+                    _, new = await add_version(
+                        tx, spec, actor="config", now=now, paths_of=paths_of
+                    )
+                    if new:
+                        changed.append(spec.id)
+            return changed
+        except AlreadyExists:
+            if attempt == SYNC_ATTEMPTS - 1:
+                raise
+    return []
 
 
 async def load_policy(store: Store, now: datetime) -> Policy:
