@@ -93,6 +93,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         clock=clock,
         uncovered_days=settings.retention_uncovered_days,
         identity_hold_days=settings.identity_hold_days,
+        max_attempts=settings.outbox_max_attempts,
     )
     hub = Hub(
         settings, config, store, publisher, puller, ingest, dispatch, policies, schemas, clock

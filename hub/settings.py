@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     retention_rejected_days: int = Field(default=30, ge=1)
     retention_accountability_days: int = Field(default=6 * 365, ge=365)
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    # An outbox row failing this often (for a reason of its own) is parked for ops.
+    outbox_max_attempts: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _no_unsafe_defaults(self) -> Self:

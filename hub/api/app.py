@@ -10,6 +10,7 @@ from hub.api import (
     broker_routes,
     held_routes,
     ops_routes,
+    outbox_routes,
     privacy_routes,
     problems,
     sif_routes,
@@ -32,5 +33,6 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
+    app.include_router(outbox_routes.router, tags=["Outbox"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
     return app

@@ -67,4 +67,5 @@ async def stats(hub: HubDep, _: AdminDep) -> dict[str, Any]:
         "routed": figures.routed,
         "delivered": figures.delivered,
         "pending": figures.pending,
+        "parked": figures.parked,
     }

@@ -19,6 +19,7 @@ from hub.core.records import (
     MessageRecord,
     OutboxRecord,
     PacketRecord,
+    ParkedRecord,
     PupilAccessRecord,
     PurgeCounts,
     Registration,
@@ -69,8 +70,17 @@ class Outbox(Protocol):
         that only one claimer records its disclosures."""
         ...
 
-    async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None: ...
+    async def retry(
+        self, outbox_id: str, next_attempt_at: datetime, error: str, *, park: bool = False
+    ) -> None:
+        """Count a failed attempt; `park` sets the row aside: not claimed until re-driven."""
+        ...
+
     async def get(self, outbox_id: str) -> OutboxRecord | None: ...
+    async def parked(self, limit: int) -> list[ParkedRecord]: ...
+    async def redrive(self, outbox_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        """Put parked rows (these, or all) back in the queue, due now, attempts reset."""
+        ...
 
 
 class Registrations(Protocol):

@@ -113,6 +113,20 @@ class PacketRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ParkedRecord:
+    """An outbox row that kept failing and waits for ops to re-drive it (no payload)."""
+
+    id: str
+    message_id: str
+    object_name: str
+    action: Action
+    school: str | None
+    attempts: int
+    last_error: str | None
+    parked_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class PurgeCounts:
     """What one retention purge removed (or, in a dry run, would remove)."""
 
@@ -140,6 +154,7 @@ class Stats:
     routed: dict[str, int]
     delivered: dict[str, int]
     pending: int
+    parked: int = 0
 
 
 # --- agreements (issue: agreements engine) ----------------------------------------------

@@ -168,9 +168,7 @@ async def sync_config(
             async with store.transaction() as tx:
                 changed = []
                 for spec in config.agreements:
-                    _, new = await add_version(
-                        tx, spec, actor="config", now=now, paths_of=paths_of
-                    )
+                    _, new = await add_version(tx, spec, actor="config", now=now, paths_of=paths_of)
                     if new:
                         changed.append(spec.id)
             return changed

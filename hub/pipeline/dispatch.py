@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class DispatchContext:
     uncovered_days: int = 30
     # Copies awaiting a learner's identity are dropped (audited) after this long.
     identity_hold_days: int = 14
+    # A row failing this often for a reason of its own (not the broker being away) is
+    # parked: set aside until ops re-drive it.
+    max_attempts: int = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,15 +217,26 @@ async def _settle(
             [disclosure(p.item, r, p.who, at) for p in mine for r in p.releases]
         )
         await tx.held.add([held_record(p.item, c, at) for p in mine for c in p.held])
+        parked = 0
         for item, error in failed:
-            delay = compute_backoff(item.attempts, ctx.retry)
-            await tx.outbox.retry(item.id, at + timedelta(seconds=delay), type(error).__name__)
+            delay = compute_backoff(item.attempts, ctx.retry, random.random())
+            park = item.attempts + 1 >= ctx.max_attempts and not _transient(error)
+            parked += park
+            await tx.outbox.retry(
+                item.id, at + timedelta(seconds=delay), type(error).__name__, park=park
+            )
     if failed:
         log.warning(
-            "dispatch.publish_failed rows=%d first_error=%s",
+            "dispatch.publish_failed rows=%d parked=%d first_error=%s",
             len(failed),
+            parked,
             type(failed[0][1]).__name__,
         )
+
+
+def _transient(error: Exception) -> bool:
+    """The broker away or slow: every row fails alike, so none is parked for it."""
+    return isinstance(error, BrokerUnavailable | TimeoutError)
 
 
 async def run_dispatcher(ctx: DispatchContext, stop: asyncio.Event) -> None:

@@ -87,6 +87,13 @@ class OutboxRow(HubTable, table=True):
             postgresql_where=text("done_at IS NULL"),
             sqlite_where=text("done_at IS NULL"),
         ),
+        # 0003: rows set aside after failing too often, until ops re-drive them.
+        Index(
+            "ix_outbox_parked",
+            "parked_at",
+            postgresql_where=text("parked_at IS NOT NULL AND done_at IS NULL"),
+            sqlite_where=text("parked_at IS NOT NULL AND done_at IS NULL"),
+        ),
         # 0003: routed rows by when retention lets their payload go.
         Index(
             "ix_outbox_purgeable",
@@ -129,6 +136,7 @@ class OutboxRow(HubTable, table=True):
     done_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
     created_at: datetime = Field(sa_column=_col(UtcDateTime))
     purge_after: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    parked_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
 
 
 class DisclosureRow(HubTable, table=True):

@@ -48,4 +48,5 @@ class FakeDisclosures(FakeRepo):
             routed=dict(Counter(r.record.object_name for r in rows if r.done_at is not None)),
             delivered=dict(Counter(d.subscriber for d in state.disclosures)),
             pending=sum(1 for r in rows if r.done_at is None),
+            parked=sum(1 for r in rows if r.done_at is None and r.parked_at is not None),
         )

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from hub.core.records import OutboxRecord
+from hub.core.records import OutboxRecord, ParkedRecord
 from tests.fakes.state import FakeRepo, OutboxRow, utcnow
 
 
@@ -35,10 +35,47 @@ class FakeOutbox(FakeRepo):
                 settled.append(outbox_id)
         return settled
 
-    async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None:
+    async def retry(
+        self, outbox_id: str, next_attempt_at: datetime, error: str, *, park: bool = False
+    ) -> None:
         for row in self._rows([outbox_id]):
             row.record = dataclasses.replace(row.record, attempts=row.record.attempts + 1)
             row.next_attempt_at, row.lease_until, row.last_error = next_attempt_at, None, error
+            row.parked_at = utcnow() if park else None
+
+    async def parked(self, limit: int) -> list[ParkedRecord]:
+        rows = sorted(
+            (r for r in self._state.outbox.values() if r.parked_at and r.done_at is None),
+            key=lambda r: (r.parked_at, r.seq_no),
+        )[:limit]
+        return [
+            ParkedRecord(
+                id=r.record.id,
+                message_id=r.record.message_id,
+                object_name=r.record.object_name,
+                action=r.record.action,
+                school=r.record.school,
+                attempts=r.record.attempts,
+                last_error=r.last_error,
+                parked_at=r.parked_at,
+            )
+            for r in rows
+            if r.parked_at is not None
+        ]
+
+    async def redrive(self, outbox_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        wanted = None if outbox_ids is None else set(outbox_ids)
+        done = []
+        for row in self._state.outbox.values():
+            if (
+                row.parked_at
+                and row.done_at is None
+                and (wanted is None or row.record.id in wanted)
+            ):
+                row.parked_at, row.next_attempt_at, row.lease_until = None, now, None
+                row.record = dataclasses.replace(row.record, attempts=0)
+                done.append(row.record.id)
+        return done
 
     async def get(self, outbox_id: str) -> OutboxRecord | None:
         row = self._state.outbox.get(outbox_id)
@@ -50,4 +87,5 @@ class FakeOutbox(FakeRepo):
 
 def _claimable(row: OutboxRow, now: datetime) -> bool:
     leased = row.lease_until is not None and row.lease_until >= now
-    return row.done_at is None and row.next_attempt_at <= now and not leased
+    parked = row.parked_at is not None
+    return row.done_at is None and row.next_attempt_at <= now and not leased and not parked

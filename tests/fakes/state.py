@@ -39,6 +39,7 @@ class OutboxRow:
     last_error: str | None = None
     done_at: datetime | None = None
     purge_after: datetime | None = None
+    parked_at: datetime | None = None
 
 
 @dataclass

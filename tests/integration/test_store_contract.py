@@ -248,6 +248,31 @@ async def test_outbox_done_rows_are_never_claimed_and_retries_count(any_store: S
         assert await tx.outbox.get(failed.id) == dataclasses.replace(failed, attempts=2)
 
 
+async def test_outbox_parks_a_failing_row_until_it_is_redriven(any_store: Store) -> None:
+    row, other = await accept(any_store, 2)
+    start = datetime.now(UTC)
+    await claim(any_store, start)
+    async with any_store.transaction() as tx:
+        await tx.outbox.retry(row.id, start, "PublishError", park=True)
+        await tx.outbox.retry(other.id, start, "BrokerUnavailable")
+    later = start + timedelta(seconds=LEASE + 1)
+    assert await claim(any_store, later) == [dataclasses.replace(other, attempts=1)]
+    async with any_store.transaction() as tx:
+        (parked,) = await tx.outbox.parked(10)
+        assert (parked.id, parked.attempts, parked.last_error) == (row.id, 1, "PublishError")
+        assert (parked.object_name, parked.message_id) == (row.object_name, row.message_id)
+        assert (await tx.disclosures.stats()).parked == 1
+        assert await tx.outbox.redrive(["unknown"], later) == []
+        assert await tx.outbox.redrive(None, later) == [row.id]
+        assert await tx.outbox.parked(10) == []
+        assert (await tx.disclosures.stats()).parked == 0
+    after = later + timedelta(seconds=LEASE + 1)
+    assert await claim(any_store, after) == [
+        dataclasses.replace(row, attempts=0),
+        dataclasses.replace(other, attempts=1),
+    ]
+
+
 # -- registrations and packets ---------------------------------------------------------
 
 

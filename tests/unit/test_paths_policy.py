@@ -32,3 +32,10 @@ def test_backoff_grows_then_caps() -> None:
     waits = [compute_backoff(n) for n in range(12)]
     assert waits == sorted(waits)
     assert waits[0] == 0.5 and waits[-1] == 60.0
+
+
+def test_backoff_jitter_stays_between_half_and_whole() -> None:
+    whole = compute_backoff(4)
+    assert compute_backoff(4, jitter=0.0) == whole / 2
+    assert whole / 2 <= compute_backoff(4, jitter=0.999) < whole
+    assert compute_backoff(20, jitter=0.5) == 60.0 * 0.75  # the cap, jittered

@@ -67,6 +67,7 @@ class SqlDisclosures(SqlRepo):
             routed=await self._counts(outbox.c.object_name, outbox, outbox.c.done_at.is_not(None)),
             delivered=await self._counts(disclosure_table.c.subscriber, disclosure_table),
             pending=await self._pending_count(),
+            parked=await self._pending_count(outbox.c.parked_at.is_not(None)),
         )
 
     async def _counts(
@@ -81,8 +82,8 @@ class SqlDisclosures(SqlRepo):
         rows = (await self._execute(query)).all()
         return {f"{row[0]}/{row[1]}": int(row[2]) for row in rows}
 
-    async def _pending_count(self) -> int:
-        query = select(func.count()).select_from(outbox).where(pending())
+    async def _pending_count(self, *where: ColumnElement[bool]) -> int:
+        query = select(func.count()).select_from(outbox).where(pending(), *where)
         return int((await self._execute(query)).scalar_one())
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, or_, select, update
 
 from hub.core.envelope import Action
-from hub.core.records import OutboxRecord
+from hub.core.records import OutboxRecord, ParkedRecord
 from hub.store.models import LAST_ERROR_MAX, outbox
 from hub.store.repos.base import AnyRow, SqlRepo, chunks, from_row, utcnow
 
@@ -36,7 +36,7 @@ class SqlOutbox(SqlRepo):
     def _claimable(self, limit: int, now: datetime) -> Select[Any]:
         query = (
             select(outbox.c.seq_no)
-            .where(pending(), outbox.c.next_attempt_at <= now)
+            .where(pending(), outbox.c.next_attempt_at <= now, outbox.c.parked_at.is_(None))
             .where(or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now))
             .order_by(outbox.c.seq_no)
             .limit(limit)
@@ -64,7 +64,9 @@ class SqlOutbox(SqlRepo):
                 settled += [str(i) for i in (await self._execute(statement)).scalars().all()]
         return settled
 
-    async def retry(self, outbox_id: str, next_attempt_at: datetime, error: str) -> None:
+    async def retry(
+        self, outbox_id: str, next_attempt_at: datetime, error: str, *, park: bool = False
+    ) -> None:
         statement = (
             update(outbox)
             .where(outbox.c.id == outbox_id)
@@ -73,9 +75,31 @@ class SqlOutbox(SqlRepo):
                 next_attempt_at=next_attempt_at,
                 lease_until=None,
                 last_error=short_error(error),
+                parked_at=utcnow() if park else None,
             )
         )
         await self._execute(statement)
+
+    async def parked(self, limit: int) -> list[ParkedRecord]:
+        query = (
+            select(outbox)
+            .where(outbox.c.parked_at.is_not(None), pending())
+            .order_by(outbox.c.parked_at, outbox.c.seq_no)
+            .limit(limit)
+        )
+        return [_parked(row) for row in (await self._execute(query)).all()]
+
+    async def redrive(self, outbox_ids: Sequence[str] | None, now: datetime) -> list[str]:
+        where = [outbox.c.parked_at.is_not(None), pending()]
+        if outbox_ids is not None:
+            where.append(outbox.c.id.in_(list(outbox_ids)))
+        statement = (
+            update(outbox)
+            .where(*where)
+            .values(parked_at=None, attempts=0, next_attempt_at=now, lease_until=None)
+            .returning(outbox.c.id)
+        )
+        return [str(i) for i in (await self._execute(statement)).scalars().all()]
 
     async def get(self, outbox_id: str) -> OutboxRecord | None:
         query = select(outbox).where(outbox.c.id == outbox_id)
@@ -115,7 +139,12 @@ def _outbox_values(item: OutboxRecord, now: datetime) -> dict[str, Any]:
         "done_at": None,
         "created_at": now,
         "purge_after": None,
+        "parked_at": None,
     }
+
+
+def _parked(row: AnyRow) -> ParkedRecord:
+    return from_row(ParkedRecord, row, action=Action(row.action))
 
 
 def _outbox_record(row: AnyRow) -> OutboxRecord:

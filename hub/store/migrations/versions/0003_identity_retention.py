@@ -33,6 +33,7 @@ HELD_SCHEDULED = "settled_at IS NULL AND reason = 'schedule'"
 HELD_DUE = "settled_at IS NULL AND release_after IS NOT NULL"
 HELD_IDENTITY = "settled_at IS NULL AND reason = 'identity'"
 ROUTED = "done_at IS NOT NULL"
+PARKED = "parked_at IS NOT NULL AND done_at IS NULL"
 
 
 def _partial_index(name: str, table: str, columns: list[str], where: str) -> None:
@@ -47,6 +48,8 @@ def upgrade() -> None:
         "outbox", sa.Column("schools", JSON, server_default=sa.text("'[]'"), nullable=False)
     )
     op.add_column("outbox", sa.Column("purge_after", UTC_TIME, nullable=True))
+    op.add_column("outbox", sa.Column("parked_at", UTC_TIME, nullable=True))
+    _partial_index("ix_outbox_parked", "outbox", ["parked_at"], PARKED)
     op.create_index("ix_outbox_subject_refid", "outbox", ["subject_refid"])
     op.create_index("ix_outbox_object_refid", "outbox", ["object_refid"])
     _partial_index("ix_outbox_purgeable", "outbox", ["purge_after"], ROUTED)
@@ -117,9 +120,11 @@ def downgrade() -> None:
     )
     op.drop_table("learner_schools")
     op.drop_index("ix_outbox_purgeable", table_name="outbox")
+    op.drop_index("ix_outbox_parked", table_name="outbox")
     op.drop_index("ix_outbox_object_refid", table_name="outbox")
     op.drop_index("ix_outbox_subject_refid", table_name="outbox")
     with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("parked_at")
         batch.drop_column("purge_after")
         batch.drop_column("schools")
         batch.drop_column("object_refid")
