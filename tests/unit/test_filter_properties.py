@@ -805,8 +805,13 @@ def test_apply_filter_never_mutates_its_input(data: st.DataObject) -> None:
     assert dict(filtered.items()) == dict(element.items())
     for path in _element_paths(filtered):
         assert flt.allows(path), path
-    again = apply_filter(filtered, flt)  # cutting twice changes nothing more
-    assert etree.tostring(again, method="c14n") == etree.tostring(filtered, method="c14n")
+    # Cutting twice never brings anything back. It changes nothing more unless an item rule
+    # tests a child that the filter does not deliver: then the second cut no longer sees the
+    # value that kept the item (documented in PathFilter), and may only remove more.
+    again = apply_filter(filtered, flt)
+    assert set(_element_paths(again)) <= set(_element_paths(filtered))
+    if all(r.child is None or flt.allows((*r.path, r.child)) for r in flt.items):
+        assert etree.tostring(again, method="c14n") == etree.tostring(filtered, method="c14n")
 
 
 # --- item filters below a subtree kept whole ---------------------------------------------------
