@@ -19,6 +19,7 @@ from hub.core.ports import BrokerUnavailable, StoreUnavailable
 from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
 from hub.pipeline.agreements import load_policy, sync_config
+from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.release import run_releaser
@@ -64,6 +65,7 @@ class Hub:
     policies: PolicyHolder
     schemas: Schemas
     clock: Clock
+    backlog: BacklogGauge
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -82,7 +84,15 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     puller = AmqpPuller(settings.amqp_url, timeout=settings.publish_timeout_seconds)
     await sync_config(store, config, schemas.element_paths, clock())
     policies = PolicyHolder(store, await load_policy(store, clock()), clock)
-    ingest = IngestContext(store, config, SchoolIndex.of(config), schemas, puller, clock)
+    backlog = BacklogGauge(
+        BacklogLimits(
+            max_rows=settings.outbox_max_backlog,
+            max_age_seconds=settings.outbox_max_age_seconds,
+        )
+    )
+    ingest = IngestContext(
+        store, config, SchoolIndex.of(config), schemas, puller, clock, behind=backlog.over
+    )
     dispatch = DispatchContext(
         store,
         publisher,
@@ -96,7 +106,17 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         max_attempts=settings.outbox_max_attempts,
     )
     hub = Hub(
-        settings, config, store, publisher, puller, ingest, dispatch, policies, schemas, clock
+        settings=settings,
+        config=config,
+        store=store,
+        publisher=publisher,
+        puller=puller,
+        ingest=ingest,
+        dispatch=dispatch,
+        policies=policies,
+        schemas=schemas,
+        clock=clock,
+        backlog=backlog,
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)
@@ -113,6 +133,9 @@ async def start(hub: Hub) -> None:
         asyncio.create_task(run_releaser(hub.dispatch, hub.stop, hub.release_wake), name="release")
     )
     hub.tasks.append(asyncio.create_task(_refresh_policy(hub), name="policy"))
+    # Wall time, as the outbox rows are stamped (a test's shifted hub clock must not age them).
+    monitor = run_backlog_monitor(hub.store, hub.backlog, utc_now, hub.stop)
+    hub.tasks.append(asyncio.create_task(monitor, name="backlog"))
     purger = run_purger(
         hub.store,
         retention_policy(hub.settings),

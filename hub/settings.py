@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
     # An outbox row failing this often (for a reason of its own) is parked for ops.
     outbox_max_attempts: int = Field(default=10, ge=1)
+    # Backpressure: above either bound agents' events are refused 11/1 (send again later).
+    outbox_max_backlog: int = Field(default=100_000, ge=1)
+    outbox_max_age_seconds: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
     def _no_unsafe_defaults(self) -> Self:

@@ -68,4 +68,11 @@ async def stats(hub: HubDep, _: AdminDep) -> dict[str, Any]:
         "delivered": figures.delivered,
         "pending": figures.pending,
         "parked": figures.parked,
+        "backlog": {
+            "rows": hub.backlog.rows,
+            "oldest_age_seconds": round(hub.backlog.oldest_age_seconds, 3),
+            "max_rows": hub.backlog.limits.max_rows,
+            "max_age_seconds": hub.backlog.limits.max_age_seconds,
+            "refusing": hub.backlog.over() is not None,
+        },
     }

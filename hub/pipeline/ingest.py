@@ -88,6 +88,8 @@ class IngestContext:
     schemas: Schemas
     pull: PullSource
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Why the hub must not take more work now (routing too far behind), or None.
+    behind: Callable[[], str | None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,15 @@ async def _registered(ctx: _Ctx, tx: Tx) -> Registration:
 # --- events and responses ---------------------------------------------------------------
 
 
+def _refuse_if_behind(ctx: _Ctx) -> None:
+    """Backpressure: not accepted, so nothing is promised; the agent sends it again."""
+    reason = ctx.hub.behind()
+    if reason is not None:
+        raise system_error(f"The hub is behind ({reason}); send again later")
+
+
 async def _event(ctx: _Ctx) -> bytes:
+    _refuse_if_behind(ctx)
     header = read_header(ctx.sniffed.body)
     event = read_event(ctx.sniffed.body)
     message_id = uuid.uuid4().hex
@@ -386,6 +396,7 @@ def _message_record(
 
 async def _response(ctx: _Ctx) -> bytes:
     """Keep each packet; when the last one is in, route every object of every packet."""
+    _refuse_if_behind(ctx)
     header = read_header(ctx.sniffed.body)
     packet = read_response(ctx.sniffed.body)
     if packet.packet_number < 1:

@@ -15,7 +15,9 @@ class FakeOutbox(FakeRepo):
         now = utcnow()  # due at once
         for item in items:
             self._state.last_seq_no += 1
-            self._state.outbox[item.id] = OutboxRow(item, self._state.last_seq_no, now)
+            self._state.outbox[item.id] = OutboxRow(
+                item, self._state.last_seq_no, now, created_at=now
+            )
 
     async def claim(self, limit: int, now: datetime, lease_seconds: float) -> list[OutboxRecord]:
         rows = sorted(
@@ -42,6 +44,12 @@ class FakeOutbox(FakeRepo):
             row.record = dataclasses.replace(row.record, attempts=row.record.attempts + 1)
             row.next_attempt_at, row.lease_until, row.last_error = next_attempt_at, None, error
             row.parked_at = utcnow() if park else None
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        waiting = [
+            r for r in self._state.outbox.values() if r.done_at is None and r.parked_at is None
+        ]
+        return len(waiting), min((r.created_at for r in waiting if r.created_at), default=None)
 
     async def parked(self, limit: int) -> list[ParkedRecord]:
         rows = sorted(

@@ -40,6 +40,7 @@ class OutboxRow:
     done_at: datetime | None = None
     purge_after: datetime | None = None
     parked_at: datetime | None = None
+    created_at: datetime | None = None
 
 
 @dataclass

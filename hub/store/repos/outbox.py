@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 
 from hub.core.envelope import Action
 from hub.core.records import OutboxRecord, ParkedRecord
@@ -79,6 +79,12 @@ class SqlOutbox(SqlRepo):
             )
         )
         await self._execute(statement)
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        waiting = (pending(), outbox.c.parked_at.is_(None))
+        query = select(func.count(), func.min(outbox.c.created_at)).where(*waiting)
+        count, oldest = (await self._execute(query)).one()
+        return int(count), oldest  # min() keeps the column's type: aware UTC
 
     async def parked(self, limit: int) -> list[ParkedRecord]:
         query = (
