@@ -99,6 +99,7 @@ async def get_agreement(agreement_id: str, hub: HubDep, _: AdminDep) -> dict[str
                 "created_at": v.created_at,
                 "created_by": v.created_by,
                 "widens": v.widens,
+                "widened_for": None if v.widened_for is None else sorted(v.widened_for),
                 "body": v.body,
             }
             for v in versions
@@ -126,6 +127,7 @@ async def add_version(
         "id": record.agreement_id,
         "version": record.version,
         "widens": record.widens,
+        "widened_for": None if record.widened_for is None else sorted(record.widened_for),
         "created": new,
     }
 
@@ -247,6 +249,17 @@ async def diff(
         "recipients_gained": result.recipients_gained,
         "recipients_lost": result.recipients_lost,
         "objects": {name: vars(d) for name, d in result.objects.items()},
+        "widened_for": sorted(result.widened_for),
+        "recipients": {
+            r: {
+                "widens": d.widens,
+                "gained": d.gained,
+                "lost": d.lost,
+                "cohort_relaxed": d.cohort_relaxed,
+                "objects": {name: vars(o) for name, o in d.objects.items()},
+            }
+            for r, d in result.recipients.items()
+        },
     }
 
 

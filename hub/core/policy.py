@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from hub.core.agreements.compile import CompiledVersion, condition_paths
 from hub.core.agreements.lifecycle import Standing, standing
-from hub.core.agreements.model import PupilAccess
+from hub.core.agreements.model import PupilAccess, Schedule
 from hub.core.agreements.schedule import next_window
 from hub.core.agreements.scope import effective_version, in_cohort, pupil_allowed
 from hub.core.envelope import Action
@@ -75,19 +75,32 @@ class AgreementState:
     lifecycle: LifecycleRecord
     approvals: Mapping[str, frozenset[int]] = field(default_factory=dict)  # school -> versions
     pupils: Mapping[str, PupilAccess] = field(default_factory=dict)  # school -> access
+    # Per version: the recipients whose scope it widens (None: not recorded, see `widens`).
+    widened_for: tuple[frozenset[str] | None, ...] = ()
 
     @property
     def agreement_id(self) -> str:
         return self.lifecycle.agreement_id
 
-    def version_for(self, school: str | None, today: date) -> CompiledVersion | None:
-        """The version in force for this school: its approvals, carried over narrowing."""
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(sorted({r for v in self.versions for r in v.spec.recipients}))
+
+    def version_for(
+        self, school: str | None, today: date, recipient: str | None = None
+    ) -> CompiledVersion | None:
+        """The version in force for this school (and recipient): its approvals, carried
+        over narrowing. Widening is judged per recipient when the version recorded it: a
+        version that widens only one partner's scope needs re-approval for that partner."""
         if school is None or school not in self.approvals:
             return None
         valid = []
-        for v, widens in zip(self.versions, self.widens, strict=True):
+        for i, (v, widens) in enumerate(zip(self.versions, self.widens, strict=True)):
             if v.spec.valid_from is not None and v.spec.valid_from > today:
                 break  # later versions' widening was judged against this one
+            who = self.widened_for[i] if i < len(self.widened_for) else None
+            if recipient is not None and who is not None:
+                widens = recipient in who
             valid.append((v.version, widens, v))
         return effective_version(valid, self.approvals[school])
 
@@ -123,7 +136,7 @@ def build_policy(
 ) -> Policy:
     index: dict[str, list[int]] = {}
     for i, state in enumerate(sorted(agreements, key=lambda a: a.agreement_id)):
-        for name in {n for v in state.versions for n in v.rules}:
+        for name in {n for v in state.versions for n in v.object_names}:
             index.setdefault(name, []).append(i)
     ordered = tuple(sorted(agreements, key=lambda a: a.agreement_id))
     versions = [v for a in ordered for v in a.versions]
@@ -162,44 +175,52 @@ def _copies(state: AgreementState, item: Item, learner: bool, policy: Policy) ->
     now_standing = standing(state.lifecycle, policy.now)
     if not (now_standing.flows or now_standing.holds):
         return []
-    version = _version_for_all(state, item, policy.now.astimezone(UK).date())
-    rule = version.rules.get(item.object_name) if version else None
-    if version is None or rule is None or item.action not in rule.actions:
-        return []
-    if not rule.matches(dict(item.values)):
-        return []
-    pupils = _pupils_verdict(state, item) if learner else True
-    if pupils is False:
-        return []
-    hold, release = _hold(version, now_standing, policy.now)
-    basis = version.spec.lawful_basis.describe()
-    copies = {}
-    for recipient in version.spec.recipients:
+    today = policy.now.astimezone(UK).date()
+    pupils: bool | None = True
+    copies = []
+    for recipient in state.recipients:
+        version = _version_for_all(state, item, today, recipient)
+        rule = version.rule(recipient, item.object_name) if version else None
+        if version is None or rule is None or item.action not in rule.actions:
+            continue
+        if not rule.matches(dict(item.values)):
+            continue
+        if learner and (pupils := _pupils_verdict(state, item)) is False:
+            return []
         member = _cohort_verdict(policy, version, recipient, item) if learner else True
         if member is False:
             continue
         known = pupils is True and member is True and _identity_known(item, policy, learner)
-        copies[recipient] = Copy(
-            subscriber=recipient,
-            agreement_id=version.agreement_id,
-            agreement_version=version.version,
-            filter=rule.filter,
-            lawful_basis=basis,
-            purpose=version.spec.purpose,
-            hold=hold if known else HOLD_IDENTITY,
-            release_after=release if known else None,
-            retention_days=version.spec.retention_days,
+        hold, release = _hold(version.spec.schedule_for(recipient), now_standing, policy.now)
+        copies.append(
+            Copy(
+                subscriber=recipient,
+                agreement_id=version.agreement_id,
+                agreement_version=version.version,
+                filter=rule.filter,
+                lawful_basis=version.spec.lawful_basis.describe(),
+                purpose=version.spec.purpose,
+                hold=hold if known else HOLD_IDENTITY,
+                release_after=release if known else None,
+                retention_days=version.spec.retention_days,
+            )
         )
-    return list(copies.values())
+    return copies
 
 
-def _version_for_all(state: AgreementState, item: Item, today: date) -> CompiledVersion | None:
-    """The version in force for every school the object names; None unless they agree
-    (an object naming two schools leaves only under a scope both approved)."""
-    versions = {id(v): v for v in (state.version_for(s, today) for s in item.all_schools)}
+def _version_for_all(
+    state: AgreementState, item: Item, today: date, recipient: str
+) -> CompiledVersion | None:
+    """The version in force for every school the object names, for this recipient; None
+    unless they agree (an object naming two schools leaves only under a scope both
+    approved)."""
+    versions = {
+        id(v): v for v in (state.version_for(s, today, recipient) for s in item.all_schools)
+    }
     if len(versions) != 1:
         return None
-    return next(iter(versions.values()))
+    found = next(iter(versions.values()))
+    return found if found is not None and recipient in found.spec.recipients else None
 
 
 def _identity_known(item: Item, policy: Policy, learner: bool) -> bool:
@@ -225,16 +246,17 @@ def _pupils_verdict(state: AgreementState, item: Item) -> bool | None:
 def _cohort_verdict(
     policy: Policy, version: CompiledVersion, recipient: str, item: Item
 ) -> bool | None:
-    if not version.spec.cohort:
+    cohort = version.spec.cohort_for(recipient)
+    if not cohort:
         return True
-    members = policy.cohorts.get((recipient, version.spec.cohort), frozenset())
+    members = policy.cohorts.get((recipient, cohort), frozenset())
     return in_cohort(members, item.subject_refid, item.upn)
 
 
 def _hold(
-    version: CompiledVersion, now_standing: Standing, now: datetime
+    schedule: Schedule, now_standing: Standing, now: datetime
 ) -> tuple[str | None, datetime | None]:
     if now_standing.holds:
         return HOLD_SUSPENDED, None
-    window = next_window(version.spec.schedule, now)
+    window = next_window(schedule, now)
     return (HOLD_SCHEDULE, window) if window is not None else (None, None)

@@ -170,6 +170,7 @@ class AgreementVersionRecord:
     created_at: datetime
     created_by: str
     widens: bool
+    widened_for: frozenset[str] | None = None  # None: recorded before per-recipient scopes
 
 
 @dataclass(frozen=True)

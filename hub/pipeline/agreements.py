@@ -55,11 +55,11 @@ def parse_agreement(data: object) -> Agreement:
 def schema_problems(spec: Agreement, paths_of: PathsOf) -> list[str]:
     """Paths a rule names that the object's schema does not have."""
     out = []
-    for i, rule in enumerate(spec.rules):
+    for where, rule in spec.all_rules():
         known = paths_of(rule.object)
         named = [*rule.named_paths(), *rule.exclude]
         out += [
-            f"rules[{i}] ({rule.object}): path {p!r} does not exist in {rule.object}"
+            f"{where} ({rule.object}): path {p!r} does not exist in {rule.object}"
             for p in named
             if p not in known
         ]
@@ -89,10 +89,18 @@ async def add_version(
         return same, False
     previous = stored_agreement(existing[-1].body) if existing else None
     _check_order(spec, previous)
-    widens = (
-        previous is None or diff(compile_version(previous), compile_version(spec), paths_of).widens
+    old = compile_version(previous) if previous else None
+    widened_for = diff(old, compile_version(spec), paths_of).widened_for
+    widens = bool(widened_for)
+    record = AgreementVersionRecord(
+        agreement_id=spec.id,
+        version=spec.version,
+        body=body,
+        created_at=now,
+        created_by=actor,
+        widens=widens,
+        widened_for=widened_for,
     )
-    record = AgreementVersionRecord(spec.id, spec.version, body, now, actor, widens)
     await tx.agreements.add_version(record)
     await _first_lifecycle(tx, spec, now, actor)
     await _record_schools(tx, spec, now, actor)
@@ -102,7 +110,7 @@ async def add_version(
         actor,
         "agreement.version_added",
         spec.id,
-        {"version": spec.version, "widens": widens},
+        {"version": spec.version, "widens": widens, "widened_for": sorted(widened_for)},
     )
     return record, True
 
@@ -206,6 +214,7 @@ async def load_policy(store: Store, now: datetime) -> Policy:
                 lifecycle,
                 {school: frozenset(vs) for school, vs in approved.items()},
                 {p.laestab: access_of(p) for p in pupils if p.agreement_id == agreement_id},
+                tuple(v.widened_for for v in mine),
             )
         )
     return build_policy(states, suppressed, cohorts, now)

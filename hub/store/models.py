@@ -272,6 +272,8 @@ class AgreementVersionRow(HubTable, table=True):
     created_at: datetime = Field(sa_column=_col(UtcDateTime))
     created_by: str = Field(sa_column=_col(String))
     widens: bool = Field(sa_column=_col(Boolean))
+    # The recipients whose scope this version widens (0007; NULL before: `widens` for all).
+    widened_for: list[str] | None = Field(default=None, sa_column=_col(Json, nullable=True))
 
 
 class LifecycleRow(HubTable, table=True):

@@ -421,7 +421,13 @@ async def test_widening_needs_each_schools_approval_narrowing_carries_it(
 ) -> None:
     await _register_all(running)
     added = await _post_version(running, _cme_v2())
-    assert added == {"id": CME, "version": 2, "widens": True, "created": True}
+    assert added == {
+        "id": CME,
+        "version": 2,
+        "widens": True,
+        "widened_for": ["cme"],
+        "created": True,
+    }
     assert await _versions(running, CME) == [1, 2]
 
     await _personal(running, HILLTOP, DOVEDALE)

@@ -36,8 +36,12 @@ class CompiledRule:
 
 @dataclass(frozen=True)
 class CompiledVersion:
+    """`rules` is the agreement-level scope; `scopes` what each recipient gets (its partner
+    rules, or the agreement's), so one partner never receives another partner's fields."""
+
     spec: Agreement
     rules: dict[str, CompiledRule]
+    scopes: dict[str, dict[str, CompiledRule]]
 
     @property
     def agreement_id(self) -> str:
@@ -47,15 +51,30 @@ class CompiledVersion:
     def version(self) -> int:
         return self.spec.version
 
+    @property
+    def object_names(self) -> frozenset[str]:
+        return frozenset(n for rules in (self.rules, *self.scopes.values()) for n in rules)
+
+    def rule(self, recipient: str, object_name: str) -> CompiledRule | None:
+        return self.scopes.get(recipient, {}).get(object_name)
+
 
 def compile_version(spec: Agreement) -> CompiledVersion:
     art9 = spec.lawful_basis.article9 is not None
-    rules = {
-        rule.object: _compile_rule(rule, art9)
-        for rule in spec.rules
-        if art9 or rule.object not in SPECIAL_OBJECTS
+
+    def compiled(rules: list[Rule]) -> dict[str, CompiledRule]:
+        return {
+            rule.object: _compile_rule(rule, art9)
+            for rule in rules
+            if art9 or rule.object not in SPECIAL_OBJECTS
+        }
+
+    default = compiled(spec.rules)
+    scopes = {
+        r: compiled(partner.rules) if (partner := spec.partner(r)) else default
+        for r in spec.recipients
     }
-    return CompiledVersion(spec, rules)
+    return CompiledVersion(spec, default, scopes)
 
 
 def key_elements(object_name: str) -> frozenset[Path]:
@@ -98,6 +117,7 @@ def condition_paths(versions: list[CompiledVersion], object_name: str) -> frozen
     return frozenset(
         c.path
         for v in versions
-        if (rule := v.rules.get(object_name)) is not None
+        for rules in v.scopes.values()
+        if (rule := rules.get(object_name)) is not None
         for c in rule.where
     )

@@ -170,6 +170,19 @@ class Schedule(Strict):
         return self
 
 
+class Partner(Strict):
+    """One recipient's own scope within an agreement (Warwickshire: one agreement, seven
+    partners, each minimised to its purpose). Its rules replace the agreement's `rules` for
+    that recipient; its schedule and cohort, when given, replace the agreement's."""
+
+    recipient: Token
+    rules: list[Rule] = Field(min_length=1)
+    schedule: Schedule | None = None
+    cohort: Token | None = Field(
+        default=None, description="This partner's cohort; None = the agreement's `cohort`"
+    )
+
+
 class Agreement(Strict):
     id: Token
     title: str = ""
@@ -179,7 +192,10 @@ class Agreement(Strict):
     clauses: list[str] = Field(default_factory=list)
     recipients: list[Token] = Field(min_length=1)
     lawful_basis: LawfulBasis = LawfulBasis(article6="e")
-    rules: list[Rule] = Field(min_length=1)
+    rules: list[Rule] = Field(
+        default_factory=list, description="For every recipient without its own `partners` entry"
+    )
+    partners: list[Partner] = Field(default_factory=list)
     schools: list[SchoolOptIn] = Field(default_factory=list)
     cohort: Token | None = Field(
         default=None, description="When set, only members of this recipient-supplied cohort flow"
@@ -197,6 +213,32 @@ class Agreement(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def partner(self, recipient: str) -> Partner | None:
+        return next((p for p in self.partners if p.recipient == recipient), None)
+
+    def rules_for(self, recipient: str) -> list[Rule]:
+        own = self.partner(recipient)
+        return own.rules if own else self.rules
+
+    def schedule_for(self, recipient: str) -> Schedule:
+        own = self.partner(recipient)
+        return own.schedule if own and own.schedule else self.schedule
+
+    def cohort_for(self, recipient: str) -> str | None:
+        own = self.partner(recipient)
+        return own.cohort if own and own.cohort else self.cohort
+
+    def all_rules(self) -> list[tuple[str, Rule]]:
+        """Every rule with where it sits (`rules[i]` or `partners[j].rules[i]`)."""
+        return [
+            *((f"rules[{i}]", r) for i, r in enumerate(self.rules)),
+            *(
+                (f"partners[{j}].rules[{i}]", r)
+                for j, p in enumerate(self.partners)
+                for i, r in enumerate(p.rules)
+            ),
+        ]
 
     def effective_review_due(self) -> date | None:
         """Kent 7b: review within three years of approval unless a date is given."""
@@ -217,17 +259,32 @@ def _rule_problems(agreement: Agreement, *, stored: bool = False) -> list[str]:
     from hub.core.agreements.special import special_paths_requested
 
     out = []
-    seen: set[str] = set()
-    for rule in agreement.rules:
-        if rule.object in seen:
-            out.append(f"object {rule.object} has more than one rule")
-        seen.add(rule.object)
-        if agreement.lawful_basis.article9 is None and not stored:
-            out += [
-                f"rule for {rule.object} names special category data ({path}) "
-                "but lawful_basis has no article9 condition"
-                for path in special_paths_requested(rule.object, rule.named_paths())
-            ]
+    for where, rules in [
+        ("", agreement.rules),
+        *((f" (partner {p.recipient})", p.rules) for p in agreement.partners),
+    ]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.object in seen:
+                out.append(f"object {rule.object} has more than one rule{where}")
+            seen.add(rule.object)
+            if agreement.lawful_basis.article9 is None and not stored:
+                out += [
+                    f"rule for {rule.object}{where} names special category data ({path}) "
+                    "but lawful_basis has no article9 condition"
+                    for path in special_paths_requested(rule.object, rule.named_paths())
+                ]
+    partners = [p.recipient for p in agreement.partners]
+    out += [f"partner {r} is listed twice" for r in sorted(set(partners)) if partners.count(r) > 1]
+    out += [
+        f"partner {r} is not one of the agreement's recipients"
+        for r in sorted(set(partners) - set(agreement.recipients))
+    ]
+    out += [
+        f"recipient {r} has no rules: give the agreement `rules`, or a `partners` entry for it"
+        for r in agreement.recipients
+        if not agreement.rules_for(r)
+    ]
     schools = [s.laestab for s in agreement.schools]
     out += [f"school {s} is listed twice" for s in sorted(set(schools)) if schools.count(s) > 1]
     out += [

@@ -33,6 +33,7 @@ class SqlAgreements(SqlRepo):
                 created_at=record.created_at,
                 created_by=record.created_by,
                 widens=record.widens,
+                widened_for=None if record.widened_for is None else sorted(record.widened_for),
             )
             .on_conflict_do_nothing(index_elements=["agreement_id", "version"])
         )
@@ -82,7 +83,13 @@ class SqlAgreements(SqlRepo):
 
 
 def _agreement_version(row: AnyRow) -> AgreementVersionRecord:
-    return from_row(AgreementVersionRecord, row, body=dict(row.body), widens=bool(row.widens))
+    return from_row(
+        AgreementVersionRecord,
+        row,
+        body=dict(row.body),
+        widens=bool(row.widens),
+        widened_for=None if row.widened_for is None else frozenset(row.widened_for),
+    )
 
 
 def _lifecycle(row: AnyRow) -> LifecycleRecord:
