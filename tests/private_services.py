@@ -45,6 +45,13 @@ CTL_TIMEOUT_SECONDS = 60
 _serial = itertools.count(1)
 
 
+def _which(name: str) -> str | None:
+    """Like `which`, also looking in sbin: a non-login PATH may lack it (runuser lives there,
+    and on some systems rabbitmq-server)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -95,10 +102,10 @@ class PrivateRabbit:
 
 def _rabbit_tools() -> tuple[str, str, str]:
     dirs = [*RABBITMQ_BIN_DIRS]
-    on_path = shutil.which("rabbitmq-server")
+    on_path = _which("rabbitmq-server")
     if on_path:
         dirs.append(str(Path(on_path).parent))
-    epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+    epmd = _which("epmd") or "/usr/lib/erlang/bin/epmd"
     for directory in dirs:
         server, ctl = Path(directory, "rabbitmq-server"), Path(directory, "rabbitmqctl")
         if server.is_file() and ctl.is_file() and Path(epmd).is_file():
@@ -246,8 +253,8 @@ def _postgres_bin() -> Path:
     for directory in found:
         if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
             return directory
-    on_path = shutil.which("initdb")
-    if on_path and shutil.which("pg_ctl"):
+    on_path = _which("initdb")
+    if on_path and _which("pg_ctl"):
         return Path(on_path).parent
     pytest.skip("initdb/pg_ctl are not installed: no private PostgreSQL cluster")
 
@@ -265,7 +272,7 @@ def _run_as() -> tuple[list[str], pwd.struct_passwd | None]:
         user = pwd.getpwnam("postgres")
     except KeyError:
         pytest.skip("running as root and there is no postgres user to run initdb as")
-    runuser = shutil.which("runuser")
+    runuser = _which("runuser")
     if runuser is None:
         pytest.skip("running as root and runuser is missing: cannot run initdb as postgres")
     return [runuser, "-u", "postgres", "--"], user
