@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.db_fixtures", "tests.broker_fixtures"]
+pytest_plugins = ["tests.db_fixtures", "tests.broker_fixtures", "tests.private_services"]
