@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -101,11 +100,6 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, _CHALLENGE)
 
 
-RoleCheck = Callable[..., Coroutine[Any, Any, Actor]]
-# Each route's check -> the roles it admits; read by tests and the README's table.
-_DECLARED: dict[RoleCheck, frozenset[Role]] = {}
-
-
 def requires(*roles: Role) -> Any:
     """The dependency an admin route declares: the identity must hold one of `roles` (the
     admin role always may) or gets 403; it yields the Actor for the audit trail."""
@@ -125,13 +119,7 @@ def requires(*roles: Role) -> Any:
             )
         return Actor(identity.name, _note(x_hub_note))
 
-    _DECLARED[check] = allowed
     return Depends(check)
-
-
-def declared_roles(call: Callable[..., Any]) -> frozenset[Role] | None:
-    """The roles a dependency made by `requires` admits, or None for any other callable."""
-    return _DECLARED.get(call)
 
 
 def _note(header: str | None) -> str | None:
