@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from hub.settings import DEV_ADMIN_TOKEN, MIN_ADMIN_TOKEN_CHARS
+from hub.settings import MIN_ADMIN_TOKEN_CHARS
 from tests.e2e.conftest import COUNTY, REPO, hub_running
 
 TOKEN = re.compile(r"[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
@@ -103,30 +103,17 @@ async def test_cli_users_open_the_api_until_rotated_or_revoked(
         assert token.split(".")[1] not in stored and token.split(".")[1] not in str(audit)
 
 
+# Each case is a real process start; tests/unit/test_admin_identity_rules.py has the rest
+# (blank tokens, every loopback form, HUB_HOST).
 @pytest.mark.parametrize(
     ("env", "args", "says"),
     [
         ({"HUB_ADMIN_TOKEN": ""}, (), "empty or shorter than 32"),
         ({"HUB_ADMIN_TOKEN": "x" * (MIN_ADMIN_TOKEN_CHARS - 1)}, (), "shorter than 32"),
-        ({"HUB_ADMIN_TOKEN": " " * 40}, (), "empty or shorter"),
-        ({"HUB_HOST": "0.0.0.0"}, (), "development admin token is refused"),
         ({}, ("--host", "192.0.2.10"), "development admin token is refused"),
         ({"HUB_ENV": "production"}, (), "HUB_ADMIN_TOKEN must be set in production"),
-        (
-            {"HUB_ENV": "production", "HUB_ADMIN_TOKEN": DEV_ADMIN_TOKEN},
-            (),
-            "HUB_ADMIN_TOKEN must be set in production",
-        ),
     ],
-    ids=[
-        "empty",
-        "31-chars",
-        "blank",
-        "dev-on-any-address",
-        "dev-on-lan",
-        "prod-unset",
-        "prod-dev",
-    ],
+    ids=["empty", "31-chars", "dev-token-on-lan", "production-unset"],
 )
 def test_serve_refuses_unsafe_admin_tokens_in_one_line(
     tmp_path: Path, env: dict[str, str], args: tuple[str, ...], says: str
