@@ -49,6 +49,10 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/admin/suppressions/{suppression_id}/lift"): DPO,
     ("GET", "/admin/disclosures"): DPO,
     ("POST", "/admin/subscribers/{subscriber_id}/credentials"): ADMIN_ONLY,
+    ("GET", "/admin/users"): ADMIN_ONLY,
+    ("POST", "/admin/users"): ADMIN_ONLY,
+    ("POST", "/admin/users/rotate"): ADMIN_ONLY,
+    ("POST", "/admin/users/revoke"): ADMIN_ONLY,
 }
 
 
@@ -231,3 +235,52 @@ async def test_named_users_work_while_the_bootstrap_token_is_also_set(
     assert (await running.client.get("/admin/stats", headers=ADMIN)).status_code == 200
     viewer = await running.client.get("/admin/stats", headers=users.headers(Role.VIEWER))
     assert viewer.status_code == 200
+
+
+async def test_the_admin_role_manages_users_over_the_api(running: RunningHub) -> None:
+    async def status(token: str, path: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return (await running.client.get(path, headers=headers)).status_code
+
+    added = await running.admin("POST", "/admin/users", json={"name": "Sam.X", "role": "dpo"})
+    assert added.status_code == 201, added.text
+    assert added.headers["cache-control"] == "no-store"
+    assert added.json()["name"] == "sam.x"
+    first = added.json()["token"]
+    assert (await status(first, "/admin/suppressions"), await status(first, "/admin/held")) == (
+        200,
+        403,
+    )
+    for body, code in (
+        ({"name": "sam.x", "role": "admin"}, 409),
+        ({"name": BOOTSTRAP, "role": "admin"}, 422),
+    ):
+        refused = await running.admin("POST", "/admin/users", json=body)
+        assert refused.status_code == code, refused.text
+        assert refused.headers["content-type"].startswith(PROBLEM)
+        assert "token" not in refused.json()
+
+    listed = (await running.admin("GET", "/admin/users")).json()
+    assert [(u["name"], u["role"], u["revoked_at"]) for u in listed] == [("sam.x", "dpo", None)]
+    assert set(listed[0]) == {"name", "role", "created_at", "rotated_at", "revoked_at"}
+
+    rotated = await running.admin("POST", "/admin/users/rotate", json={"name": "SAM.X"})
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()["token"]
+    assert (await status(first, "/admin/disclosures"), second != first) == (401, True)
+    assert await status(second, "/admin/suppressions") == 200
+
+    revoked = await running.admin("POST", "/admin/users/revoke", json={"name": "sam.x"})
+    assert revoked.status_code == 200, revoked.text
+    assert await status(second, "/admin/suppressions") == 401
+    again = await running.admin("POST", "/admin/users/revoke", json={"name": "sam.x"})
+    assert again.status_code == 404
+    async with running.hub.store.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT actor, action FROM audit WHERE subject = 'sam.x' ORDER BY id")
+        )
+        assert [tuple(r) for r in rows.all()] == [
+            (BOOTSTRAP, "admin_user.added"),
+            (BOOTSTRAP, "admin_user.rotated"),
+            (BOOTSTRAP, "admin_user.revoked"),
+        ]
