@@ -1,4 +1,4 @@
-"""The `hub` command: serve, check-config, hash-secret, demo, disclosures, purge."""
+"""The `hub` command: serve, check-config, hash-secret, demo, disclosures, purge, admin."""
 
 from __future__ import annotations
 
@@ -6,11 +6,21 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from hub import logs
 from hub.configfile import ConfigError, check_config, load_config
-from hub.settings import Settings
+from hub.core.admins import Role
+from hub.core.records import Actor
+from hub.settings import Settings, UnsafeToServe
+
+if TYPE_CHECKING:
+    from hub.core.ports import Tx
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": _demo,
         "disclosures": _disclosures,
         "purge": _purge,
+        "admin": _admin,
     }
     handler = handlers[args.command]
     return handler(args)
@@ -62,15 +73,40 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="then rewrite the SQLite file (VACUUM) or VACUUM ANALYZE on PostgreSQL",
     )
+    _admin_parser(sub)
     return parser
+
+
+def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    admin = sub.add_parser(
+        "admin",
+        help="named admin users, each with its own API token (database from HUB_DATABASE_URL)",
+    )
+    users = admin.add_subparsers(dest="admin_command", required=True)
+    add = users.add_parser("add-user", help="add a user and print its token, once")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    for name, text in (
+        ("rotate", "give a user a new token (printed once); the old one stops working"),
+        ("revoke", "revoke a user's token for good (the name is not reused)"),
+    ):
+        users.add_parser(name, help=text).add_argument("name")
+    users.add_parser("list", help="every user: name, role, when added, rotated, revoked")
+    for parser in users.choices.values():
+        parser.add_argument("--note", help="free text for the audit row")
 
 
 def _serve(args: argparse.Namespace) -> int:
     from hub.server import serve
 
-    settings = Settings()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-    settings = settings.model_copy(update=overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            print(f"hub: setting {where}: {error['msg']}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level)
     try:
         config = load_config(args.config)
@@ -83,6 +119,9 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings, config))
     except AgreementInvalid as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
+        return 2
+    except UnsafeToServe as exc:
+        print(f"hub: {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -153,7 +192,6 @@ def _disclosures(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     from dataclasses import asdict
-    from datetime import UTC, datetime
 
     from hub.composition import retention_policy
     from hub.pipeline.retention import purge
@@ -184,3 +222,109 @@ def _purge(args: argparse.Namespace) -> int:
             await store.close()
 
     return asyncio.run(run())
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from hub.core.admins import InvalidAdminName
+    from hub.core.ports import AlreadyExists
+    from hub.store.store import open_store
+
+    async def run() -> int:
+        store = await open_store(Settings().resolved_database_url())
+        try:
+            async with store.transaction() as tx:
+                return await _ADMIN_COMMANDS[args.admin_command](tx, args)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except InvalidAdminName as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
+    except AlreadyExists:
+        print(f"hub: admin user {args.name} exists (names are never reused)", file=sys.stderr)
+        return 1
+
+
+async def _add_user(tx: Tx, args: argparse.Namespace) -> int:
+    from hub.api.admin_auth import mint_token
+    from hub.pipeline import admin_users
+
+    token = mint_token()
+    await admin_users.add_user(
+        tx,
+        args.name,
+        Role(args.role),
+        key_id=token.key_id,
+        secret_hash=token.secret_hash,
+        actor=_cli_actor(args),
+        now=_now(),
+    )
+    return _show_once(token.token)
+
+
+async def _rotate(tx: Tx, args: argparse.Namespace) -> int:
+    from hub.api.admin_auth import mint_token
+    from hub.pipeline import admin_users
+
+    token = mint_token()
+    rotated = await admin_users.rotate(
+        tx,
+        args.name,
+        key_id=token.key_id,
+        secret_hash=token.secret_hash,
+        actor=_cli_actor(args),
+        now=_now(),
+    )
+    return _show_once(token.token) if rotated else _no_active_user(args.name)
+
+
+async def _revoke(tx: Tx, args: argparse.Namespace) -> int:
+    from hub.pipeline import admin_users
+
+    if not await admin_users.revoke(tx, args.name, actor=_cli_actor(args), now=_now()):
+        return _no_active_user(args.name)
+    print(f"hub: admin user {args.name} revoked", file=sys.stderr)
+    return 0
+
+
+async def _list_users(tx: Tx, _: argparse.Namespace) -> int:
+    print("name\trole\tcreated_at\trotated_at\trevoked_at")
+    for user in await tx.admin_users.all():
+        times = (user.created_at, user.rotated_at, user.revoked_at)
+        print("\t".join([user.name, user.role, *(_when(t) for t in times)]))
+    return 0
+
+
+_ADMIN_COMMANDS: dict[str, Callable[[Tx, argparse.Namespace], Awaitable[int]]] = {
+    "add-user": _add_user,
+    "rotate": _rotate,
+    "revoke": _revoke,
+    "list": _list_users,
+}
+
+
+def _cli_actor(args: argparse.Namespace) -> Actor:
+    return Actor("cli", args.note)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(at: datetime | None) -> str:
+    return at.isoformat(timespec="seconds") if at else "-"
+
+
+def _show_once(token: str) -> int:
+    print(token)
+    print(
+        "hub: the token is shown this once and kept only as a hash: store it now", file=sys.stderr
+    )
+    return 0
+
+
+def _no_active_user(name: str) -> int:
+    print(f"hub: no active admin user {name!r}", file=sys.stderr)
+    return 1

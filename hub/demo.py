@@ -38,7 +38,7 @@ SECRETS = {
     "matlock-mis": "matlock-demo-secret",
     "capita-one": "capita-demo-secret",
 }
-ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}", "X-Hub-Actor": "demo"}
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}", "X-Hub-Note": "demo"}
 
 
 class DemoClock:

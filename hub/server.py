@@ -7,10 +7,11 @@ import uvicorn
 from hub.api.app import create_app
 from hub.composition import build_hub, start, stop
 from hub.core.config import HubConfig
-from hub.settings import Settings
+from hub.settings import Settings, check_serving
 
 
 async def serve(settings: Settings, config: HubConfig) -> None:
+    check_serving(settings)  # before touching anything: UnsafeToServe says why not
     hub = await build_hub(settings, config)
     await start(hub)
     server = uvicorn.Server(

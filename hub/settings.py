@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development
+# The bootstrap admin token a development hub starts with: refused in production and on
+# any address but loopback.
+DEV_ADMIN_TOKEN = "dev-admin-token-for-loopback-only"  # noqa: S105
+# Shortest HUB_ADMIN_TOKEN accepted (e.g. `openssl rand -base64 32` gives 44 characters).
+MIN_ADMIN_TOKEN_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -51,12 +56,6 @@ class Settings(BaseSettings):
     outbox_max_backlog: int = Field(default=100_000, ge=1)
     outbox_max_age_seconds: float = Field(default=3600.0, gt=0)
 
-    @model_validator(mode="after")
-    def _no_unsafe_defaults(self) -> Self:
-        if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
-            raise ValueError("HUB_ADMIN_TOKEN must be set in production")
-        return self
-
     @field_validator("amqp_management_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -68,3 +67,35 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+
+class UnsafeToServe(Exception):
+    """The settings must not serve: one line, for the operator, says why."""
+
+
+def check_serving(settings: Settings) -> None:
+    """Refuse to serve with an admin token anyone could guess (raises UnsafeToServe)."""
+    token = settings.admin_token
+    if settings.env == "production" and token == DEV_ADMIN_TOKEN:
+        raise UnsafeToServe(
+            "HUB_ADMIN_TOKEN must be set in production "
+            f"(at least {MIN_ADMIN_TOKEN_CHARS} random characters)"
+        )
+    if len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
+        raise UnsafeToServe(
+            f"HUB_ADMIN_TOKEN is empty or shorter than {MIN_ADMIN_TOKEN_CHARS} characters"
+        )
+    if token == DEV_ADMIN_TOKEN and not _loopback(settings.host):
+        raise UnsafeToServe(
+            f"the development admin token is refused on {settings.host!r}, which is not a "
+            "loopback address: set HUB_ADMIN_TOKEN"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False

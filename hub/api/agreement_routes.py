@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from hub.api.deps import AdminDep, HubDep
+from hub.api.admin_auth import DpoDep, OperatorDep, OperatorOrDpoDep
+from hub.api.deps import HubDep
 from hub.api.problems import Problem
 from hub.composition import policy_changed
 from hub.core.agreements.lifecycle import Transition, TransitionError, standing
@@ -52,7 +53,7 @@ def _invalid(exc: service.AgreementInvalid) -> Problem:
 
 
 @router.get("")
-async def list_agreements(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
+async def list_agreements(hub: HubDep, _: OperatorOrDpoDep) -> list[dict[str, Any]]:
     policy = hub.policies.current()
     async with hub.store.transaction() as tx:
         held = await tx.held.summary()
@@ -79,7 +80,7 @@ def _summary(state: Any, now: datetime, held: dict[str, int]) -> dict[str, Any]:
 
 
 @router.get("/{agreement_id}")
-async def get_agreement(agreement_id: str, hub: HubDep, _: AdminDep) -> dict[str, Any]:
+async def get_agreement(agreement_id: str, hub: HubDep, _: OperatorOrDpoDep) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
         versions = await tx.agreements.versions(agreement_id)
         lifecycle = next(
@@ -111,7 +112,7 @@ async def get_agreement(agreement_id: str, hub: HubDep, _: AdminDep) -> dict[str
 
 @router.post("", status_code=201)
 async def add_version(
-    hub: HubDep, actor: AdminDep, body: Annotated[dict[str, Any], Body()]
+    hub: HubDep, actor: DpoDep, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     try:
         spec = service.parse_agreement(body)
@@ -149,7 +150,7 @@ def _check_references(hub: Any, spec: Any) -> None:
 
 @router.post("/{agreement_id}/lifecycle")
 async def change_lifecycle(
-    agreement_id: str, change: LifecycleChange, hub: HubDep, actor: AdminDep
+    agreement_id: str, change: LifecycleChange, hub: HubDep, actor: OperatorOrDpoDep
 ) -> dict[str, Any]:
     try:
         async with hub.store.transaction() as tx:
@@ -174,7 +175,7 @@ async def change_lifecycle(
 
 @router.post("/{agreement_id}/approvals", status_code=201)
 async def approve(
-    agreement_id: str, approval: Approval, hub: HubDep, actor: AdminDep
+    agreement_id: str, approval: Approval, hub: HubDep, actor: DpoDep
 ) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
         versions = {v.version for v in await tx.agreements.versions(agreement_id)}
@@ -200,7 +201,7 @@ async def approve(
 
 @router.put("/{agreement_id}/schools/{laestab}/pupils")
 async def set_pupils(
-    agreement_id: str, laestab: str, access: PupilAccess, hub: HubDep, actor: AdminDep
+    agreement_id: str, laestab: str, access: PupilAccess, hub: HubDep, actor: DpoDep
 ) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
         if not await tx.agreements.versions(agreement_id):
@@ -212,7 +213,7 @@ async def set_pupils(
 
 @router.post("/{agreement_id}/held")
 async def decide_held(
-    agreement_id: str, decision: HeldDecision, hub: HubDep, actor: AdminDep
+    agreement_id: str, decision: HeldDecision, hub: HubDep, actor: OperatorDep
 ) -> dict[str, Any]:
     """Release or discard what a suspension held: decided once the suspension has ended."""
     now_standing = hub.policies.current().standing(agreement_id)
@@ -234,7 +235,11 @@ async def decide_held(
 
 @router.get("/{agreement_id}/diff")
 async def diff(
-    agreement_id: str, hub: HubDep, _: AdminDep, to_version: int, from_version: int | None = None
+    agreement_id: str,
+    hub: HubDep,
+    _: OperatorOrDpoDep,
+    to_version: int,
+    from_version: int | None = None,
 ) -> dict[str, Any]:
     result = await service.version_diff(
         hub.store, agreement_id, from_version, to_version, hub.schemas.element_paths
@@ -265,7 +270,7 @@ async def diff(
 
 @router.post("/{agreement_id}/preview")
 async def preview_copies(
-    agreement_id: str, request: PreviewRequest, hub: HubDep, _: AdminDep
+    agreement_id: str, request: PreviewRequest, hub: HubDep, _: OperatorOrDpoDep
 ) -> dict[str, Any]:
     try:
         copies = await preview(

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from hub import __version__
 from hub.api import (
+    admin_user_routes,
     agreement_routes,
     broker_routes,
     held_routes,
@@ -35,4 +36,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
+    app.include_router(admin_user_routes.router, tags=["Admin users"])
     return app

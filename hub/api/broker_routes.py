@@ -9,11 +9,12 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from hub.amqp.provision import BrokerUsers, Credentials, UserConflict
-from hub.api.deps import AdminDep, HubDep
+from hub.api.admin_auth import AdminRoleDep
+from hub.api.deps import HubDep
 from hub.api.problems import PROBLEM, Problem
 from hub.composition import Hub
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
-from hub.core.records import AuditRecord
+from hub.core.records import Actor, audited
 
 router = APIRouter(prefix="/admin")
 
@@ -45,7 +46,7 @@ def _problem(description: str) -> dict[str, Any]:
     },
 )
 async def issue_credentials(
-    subscriber_id: str, hub: HubDep, actor: AdminDep, response: Response
+    subscriber_id: str, hub: HubDep, actor: AdminRoleDep, response: Response
 ) -> BrokerCredentials:
     """Issue (or rotate) the subscriber's broker password: the old one stops working and
     its open connections are closed. Audited with the actor, never the password."""
@@ -60,7 +61,7 @@ async def issue_credentials(
     )
 
 
-async def _issue(hub: Hub, users: BrokerUsers, subscriber_id: str, actor: str) -> Credentials:
+async def _issue(hub: Hub, users: BrokerUsers, subscriber_id: str, actor: Actor) -> Credentials:
     """Rotate, then audit. The rotation is not held inside a database transaction (it may
     wait on the management API); if the audit row cannot be written, the new password is
     withheld, so no credentials ever leave unaccounted for."""
@@ -72,9 +73,9 @@ async def _issue(hub: Hub, users: BrokerUsers, subscriber_id: str, actor: str) -
         ) from None
     except UserConflict as exc:
         raise Problem(409, "Broker user conflict", str(exc)) from None
-    audit = AuditRecord(
-        hub.clock(),
+    audit = audited(
         actor,
+        hub.clock(),
         "broker.credentials_issued",
         subscriber_id,
         {"username": credentials.username},

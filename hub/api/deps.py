@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from hub.api.auth import AgentAuthenticator, admin_token_ok
+from hub.api.auth import AgentAuthenticator
 from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.config import Agent
@@ -50,20 +50,5 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
     return user, secret
 
 
-def require_admin(
-    hub: Annotated[Hub, Depends(get_hub)],
-    authorization: Annotated[str | None, Header()] = None,
-    x_hub_actor: Annotated[str | None, Header()] = None,
-) -> str:
-    """The acting ops user for audit: the admin token, plus who they say they are."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not admin_token_ok(hub.settings.admin_token, token):
-        raise Problem(
-            401, "Unauthorized", "Admin bearer token required", {"WWW-Authenticate": "Bearer"}
-        )
-    return f"admin:{(x_hub_actor or 'unnamed').strip()[:100]}"
-
-
 HubDep = Annotated[Hub, Depends(get_hub)]
 AgentDep = Annotated[Agent, Depends(require_agent)]
-AdminDep = Annotated[str, Depends(require_admin)]

@@ -9,7 +9,8 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from hub.api.deps import AdminDep, HubDep
+from hub.api.admin_auth import OperatorDep
+from hub.api.deps import HubDep
 
 router = APIRouter(prefix="/admin/held")
 
@@ -33,7 +34,7 @@ class HeldCopies(BaseModel):
 @router.get("", response_model=HeldCopies)
 async def held_copies(
     hub: HubDep,
-    _: AdminDep,
+    _: OperatorDep,
     reason: Literal["schedule", "suspended", "identity"] | None = None,
     subscriber: str | None = None,
     agreement_id: str | None = None,

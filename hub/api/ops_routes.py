@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from hub.api.deps import AdminDep, HubDep
+from hub.api.admin_auth import AnyRoleDep
+from hub.api.deps import HubDep
 from hub.api.problems import Problem
 from hub.core import naming
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
@@ -38,7 +39,7 @@ async def ready(hub: HubDep) -> dict[str, Any]:
 
 
 @router.get("/admin/subscribers")
-async def subscribers(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
+async def subscribers(hub: HubDep, _: AnyRoleDep) -> list[dict[str, Any]]:
     return [
         {
             "id": sub.id,
@@ -55,7 +56,7 @@ async def subscribers(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
 
 
 @router.get("/admin/stats")
-async def stats(hub: HubDep, _: AdminDep) -> dict[str, Any]:
+async def stats(hub: HubDep, _: AnyRoleDep) -> dict[str, Any]:
     try:
         async with hub.store.transaction() as tx:
             figures = await tx.disclosures.stats()

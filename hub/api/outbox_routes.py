@@ -8,8 +8,9 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hub.api.deps import AdminDep, HubDep
-from hub.core.records import AuditRecord
+from hub.api.admin_auth import OperatorDep
+from hub.api.deps import HubDep
+from hub.core.records import audited
 
 router = APIRouter(prefix="/admin/outbox")
 
@@ -37,7 +38,7 @@ class Redriven(BaseModel):
 
 @router.get("/parked", response_model=list[ParkedRow])
 async def parked(
-    hub: HubDep, _: AdminDep, limit: int = Query(default=100, ge=1, le=1000)
+    hub: HubDep, _: OperatorDep, limit: int = Query(default=100, ge=1, le=1000)
 ) -> list[ParkedRow]:
     """Rows set aside after HUB_OUTBOX_MAX_ATTEMPTS failed attempts, oldest first."""
     async with hub.store.transaction() as tx:
@@ -58,12 +59,12 @@ async def parked(
 
 
 @router.post("/redrive", response_model=Redriven)
-async def redrive(body: Redrive, hub: HubDep, actor: AdminDep) -> Redriven:
+async def redrive(body: Redrive, hub: HubDep, actor: OperatorDep) -> Redriven:
     """Put parked rows back in the queue (due now, attempts reset); audited."""
     now = hub.clock()
     async with hub.store.transaction() as tx:
         done = await tx.outbox.redrive(body.ids, now)
         detail = {"rows": len(done), "ids": done[:100]}
-        await tx.audit.add(AuditRecord(now, actor, "outbox.redrive", "outbox", detail))
+        await tx.audit.add(audited(actor, now, "outbox.redrive", "outbox", detail))
     hub.dispatch.wake.set()
     return Redriven(redriven=len(done))

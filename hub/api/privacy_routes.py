@@ -10,7 +10,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
-from hub.api.deps import AdminDep, HubDep
+from hub.api.admin_auth import DpoDep, OperatorOrDpoDep
+from hub.api.deps import HubDep
 from hub.api.problems import Problem
 from hub.composition import policy_changed
 from hub.core.identifiers import InvalidIdentifier, learner_id, learner_ids
@@ -54,13 +55,13 @@ class Acknowledgement(BaseModel):
 
 
 @router.get("/suppressions")
-async def suppressions(hub: HubDep, _: AdminDep, active_only: bool = True) -> list[dict[str, Any]]:
+async def suppressions(hub: HubDep, _: DpoDep, active_only: bool = True) -> list[dict[str, Any]]:
     async with hub.store.transaction() as tx:
         return [vars(s) for s in await tx.privacy.suppressions(active_only)]
 
 
 @router.post("/suppressions", status_code=201)
-async def suppress(body: Suppression, hub: HubDep, actor: AdminDep) -> dict[str, Any]:
+async def suppress(body: Suppression, hub: HubDep, actor: DpoDep) -> dict[str, Any]:
     reason = f"{body.reason}: {body.note}" if body.note else body.reason
     async with hub.store.transaction() as tx:
         record = await service.suppress(tx, body.learner, reason, actor=actor, now=hub.clock())
@@ -69,7 +70,7 @@ async def suppress(body: Suppression, hub: HubDep, actor: AdminDep) -> dict[str,
 
 
 @router.post("/suppressions/{suppression_id}/lift")
-async def lift(suppression_id: str, body: Lift, hub: HubDep, actor: AdminDep) -> dict[str, Any]:
+async def lift(suppression_id: str, body: Lift, hub: HubDep, actor: DpoDep) -> dict[str, Any]:
     async with hub.store.transaction() as tx:
         lifted = await service.lift_suppression(
             tx, suppression_id, body.reason, actor=actor, now=hub.clock()
@@ -82,7 +83,7 @@ async def lift(suppression_id: str, body: Lift, hub: HubDep, actor: AdminDep) ->
 
 @router.put("/subscribers/{subscriber_id}/cohorts/{cohort}")
 async def replace_cohort(
-    subscriber_id: str, cohort: str, body: Cohort, hub: HubDep, actor: AdminDep
+    subscriber_id: str, cohort: str, body: Cohort, hub: HubDep, actor: DpoDep
 ) -> dict[str, Any]:
     if hub.config.subscriber(subscriber_id) is None:
         raise Problem(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
@@ -98,7 +99,7 @@ async def replace_cohort(
 @router.get("/disclosures", response_model=None)
 async def disclosures(
     hub: HubDep,
-    _: AdminDep,
+    _: DpoDep,
     upn: str | None = None,
     refid: str | None = None,
     format: Literal["json", "csv"] = Query("json"),
@@ -121,7 +122,7 @@ async def disclosures(
 
 
 @router.post("/disclosures/acknowledge")
-async def acknowledge(body: Acknowledgement, hub: HubDep, _: AdminDep) -> dict[str, int]:
+async def acknowledge(body: Acknowledgement, hub: HubDep, _: OperatorOrDpoDep) -> dict[str, int]:
     """A recipient service confirms receipt of copies (by AMQP message_id)."""
     async with hub.store.transaction() as tx:
         count = await tx.disclosures.acknowledge(body.message_ids, hub.clock())

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub.core.admins import InvalidAdminName
 from hub.core.errors import NotFoundError
 
 PROBLEM = "application/problem+json"
@@ -50,6 +51,10 @@ def install(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return problem_response(422, "Invalid request", errors=errors)
+
+    @app.exception_handler(InvalidAdminName)
+    async def _bad_name(_: Request, exc: InvalidAdminName) -> JSONResponse:
+        return problem_response(422, "Invalid admin name", str(exc))
 
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, exc: NotFoundError) -> JSONResponse:

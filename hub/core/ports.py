@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from hub.core.records import (
+    AdminUserRecord,
     AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
@@ -236,6 +237,29 @@ class Audit(Protocol):
     async def add_rejection(self, entry: RejectionRecord) -> None: ...
 
 
+class AdminUsers(Protocol):
+    """Named admin users and their argon2-hashed API tokens, found by key id."""
+
+    async def add(self, record: AdminUserRecord) -> None:
+        """Raises AlreadyExists when the name is taken (revoked users keep theirs)."""
+        ...
+
+    async def by_key(self, key_id: str) -> AdminUserRecord | None: ...
+    async def get(self, name: str) -> AdminUserRecord | None: ...
+    async def all(self) -> list[AdminUserRecord]:
+        """Every user, revoked ones too, by name."""
+        ...
+
+    async def rotate(self, name: str, key_id: str, secret_hash: str, at: datetime) -> bool:
+        """Give an active user a new token (the old key id stops matching); False when the
+        user is unknown or revoked."""
+        ...
+
+    async def revoke(self, name: str, at: datetime) -> bool:
+        """False when the user is unknown or already revoked."""
+        ...
+
+
 class Tx(Protocol):
     """One database transaction, one repository per aggregate; committed when its context
     exits without error, and nothing of it is kept when it raises."""
@@ -260,6 +284,8 @@ class Tx(Protocol):
     def audit(self) -> Audit: ...
     @property
     def retention(self) -> Retention: ...
+    @property
+    def admin_users(self) -> AdminUsers: ...
 
 
 class Store(Protocol):

@@ -69,12 +69,29 @@ class DisclosureRecord:
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who made a change: an authenticated name (an admin user, "bootstrap", "config",
+    "cli"), never a self-declared one, and the free-text note they may add to the audit."""
+
+    name: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     at: datetime
     actor: str
     action: str
     subject: str
     detail: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # free text the actor added (X-Hub-Note); never an identity
+
+
+def audited(
+    actor: Actor, at: datetime, action: str, subject: str, detail: dict[str, Any] | None = None
+) -> AuditRecord:
+    """The audit row for a change an actor made: their name, and their note if any."""
+    return AuditRecord(at, actor.name, action, subject, dict(detail or {}), actor.note)
 
 
 @dataclass(frozen=True)
@@ -238,3 +255,17 @@ class HeldRecord:
     decision: str | None = None  # release | discard, for suspended holds
     settled_at: datetime | None = None
     outcome: str | None = None  # released | discarded | dropped | expired
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminUserRecord:
+    """A named admin user. Its API token is "<key_id>.<secret>": the key id finds the row
+    (indexed), the secret is checked against its argon2 hash; neither is stored in clear."""
+
+    name: str
+    role: str  # hub.core.admins.Role
+    key_id: str
+    secret_hash: str
+    created_at: datetime
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None

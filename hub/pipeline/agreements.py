@@ -19,14 +19,16 @@ from hub.core.identifiers import canonical
 from hub.core.policy import AgreementState, Policy, build_policy
 from hub.core.ports import AlreadyExists, Store, Tx
 from hub.core.records import (
+    Actor,
     AgreementVersionRecord,
     ApprovalRecord,
-    AuditRecord,
     PupilAccessRecord,
     SuppressionRecord,
+    audited,
 )
 
 PathsOf = Callable[[str], frozenset[str]]
+CONFIG = Actor("config")  # versions loaded from the configuration file
 SYNC_ATTEMPTS = 3
 
 
@@ -67,7 +69,7 @@ def schema_problems(spec: Agreement, paths_of: PathsOf) -> list[str]:
 
 
 async def add_version(
-    tx: Tx, spec: Agreement, *, actor: str, now: datetime, paths_of: PathsOf
+    tx: Tx, spec: Agreement, *, actor: Actor, now: datetime, paths_of: PathsOf
 ) -> tuple[AgreementVersionRecord, bool]:
     """Store `spec` as a new version (returns it and whether it was new). Re-submitting an
     identical version changes nothing; a different body under a used number is refused."""
@@ -97,7 +99,7 @@ async def add_version(
         version=spec.version,
         body=body,
         created_at=now,
-        created_by=actor,
+        created_by=actor.name,
         widens=widens,
         widened_for=widened_for,
     )
@@ -133,17 +135,17 @@ def _check_order(spec: Agreement, previous: Agreement | None) -> None:
         raise AgreementInvalid(spec.id, problems)
 
 
-async def _first_lifecycle(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
+async def _first_lifecycle(tx: Tx, spec: Agreement, now: datetime, actor: Actor) -> None:
     if any(r.agreement_id == spec.id for r in await tx.agreements.lifecycles()):
         return
     due = spec.effective_review_due()
     review = datetime.combine(due, time(0), tzinfo=UTC) if due else None
     await tx.agreements.save_lifecycle(
-        initial(spec.id, spec.status, now=now, actor=actor, review_due=review)
+        initial(spec.id, spec.status, now=now, actor=actor.name, review_due=review)
     )
 
 
-async def _record_schools(tx: Tx, spec: Agreement, now: datetime, actor: str) -> None:
+async def _record_schools(tx: Tx, spec: Agreement, now: datetime, actor: Actor) -> None:
     """Each listed school's receipt; its pupil list only when the version gives one, so a
     list set through the API (a parent's objection) survives versions that are silent."""
     for school in spec.schools:
@@ -160,7 +162,7 @@ async def _record_schools(tx: Tx, spec: Agreement, now: datetime, actor: str) ->
                     school.pupils.mode,
                     tuple(school.pupils.learners),
                     now,
-                    actor,
+                    actor.name,
                 )
             )
 
@@ -176,7 +178,7 @@ async def sync_config(
             async with store.transaction() as tx:
                 changed = []
                 for spec in config.agreements:
-                    _, new = await add_version(tx, spec, actor="config", now=now, paths_of=paths_of)
+                    _, new = await add_version(tx, spec, actor=CONFIG, now=now, paths_of=paths_of)
                     if new:
                         changed.append(spec.id)
             return changed
@@ -246,7 +248,7 @@ async def change_lifecycle(
     agreement_id: str,
     transition: Transition,
     *,
-    actor: str,
+    actor: Actor,
     now: datetime,
     reason: str,
     days: int | None,
@@ -256,7 +258,7 @@ async def change_lifecycle(
     )
     if record is None:
         return False
-    updated = apply(record, transition, now=now, actor=actor, reason=reason, days=days)
+    updated = apply(record, transition, now=now, actor=actor.name, reason=reason, days=days)
     await tx.agreements.save_lifecycle(updated)
     await _audit(
         tx,
@@ -269,7 +271,7 @@ async def change_lifecycle(
     return True
 
 
-async def approve(tx: Tx, record: ApprovalRecord, *, actor: str, now: datetime) -> None:
+async def approve(tx: Tx, record: ApprovalRecord, *, actor: Actor, now: datetime) -> None:
     await tx.agreements.add_approval(record)
     await _audit(
         tx,
@@ -282,10 +284,12 @@ async def approve(tx: Tx, record: ApprovalRecord, *, actor: str, now: datetime) 
 
 
 async def set_pupils(
-    tx: Tx, agreement_id: str, laestab: str, access: PupilAccess, *, actor: str, now: datetime
+    tx: Tx, agreement_id: str, laestab: str, access: PupilAccess, *, actor: Actor, now: datetime
 ) -> None:
     await tx.privacy.save_pupil_access(
-        PupilAccessRecord(agreement_id, laestab, access.mode, tuple(access.learners), now, actor)
+        PupilAccessRecord(
+            agreement_id, laestab, access.mode, tuple(access.learners), now, actor.name
+        )
     )
     await _audit(
         tx,
@@ -298,7 +302,7 @@ async def set_pupils(
 
 
 async def replace_cohort(
-    tx: Tx, subscriber: str, cohort: str, members: Sequence[str], *, actor: str, now: datetime
+    tx: Tx, subscriber: str, cohort: str, members: Sequence[str], *, actor: Actor, now: datetime
 ) -> None:
     await tx.privacy.replace_cohort(subscriber, cohort, members)
     await _audit(
@@ -307,25 +311,25 @@ async def replace_cohort(
 
 
 async def suppress(
-    tx: Tx, learner: str, reason: str, *, actor: str, now: datetime
+    tx: Tx, learner: str, reason: str, *, actor: Actor, now: datetime
 ) -> SuppressionRecord:
-    record = SuppressionRecord(uuid.uuid4().hex, learner, reason, now, actor)
+    record = SuppressionRecord(uuid.uuid4().hex, learner, reason, now, actor.name)
     await tx.privacy.add_suppression(record)
     await _audit(tx, now, actor, "learner.suppressed", record.id, {"reason": reason})
     return record
 
 
 async def lift_suppression(
-    tx: Tx, suppression_id: str, reason: str, *, actor: str, now: datetime
+    tx: Tx, suppression_id: str, reason: str, *, actor: Actor, now: datetime
 ) -> bool:
-    lifted = await tx.privacy.lift_suppression(suppression_id, now, actor, reason)
+    lifted = await tx.privacy.lift_suppression(suppression_id, now, actor.name, reason)
     if lifted:
         await _audit(tx, now, actor, "learner.unsuppressed", suppression_id, {"reason": reason})
     return lifted
 
 
 async def decide_held(
-    tx: Tx, agreement_id: str, decision: str, *, actor: str, now: datetime
+    tx: Tx, agreement_id: str, decision: str, *, actor: Actor, now: datetime
 ) -> int:
     count = await tx.held.decide(agreement_id, decision, now)
     await _audit(tx, now, actor, f"held.{decision}", agreement_id, {"copies": count})
@@ -333,6 +337,6 @@ async def decide_held(
 
 
 async def _audit(
-    tx: Tx, now: datetime, actor: str, action: str, subject: str, detail: dict[str, object]
+    tx: Tx, now: datetime, actor: Actor, action: str, subject: str, detail: dict[str, object]
 ) -> None:
-    await tx.audit.add(AuditRecord(now, actor, action, subject, dict(detail)))
+    await tx.audit.add(audited(actor, now, action, subject, detail))

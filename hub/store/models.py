@@ -182,6 +182,8 @@ class AuditRow(HubTable, table=True):
     action: str = Field(sa_column=_col(String))
     subject: str = Field(sa_column=_col(String))
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=_col(Json))
+    # 0004: the actor's own free-text note (X-Hub-Note); the actor is who authenticated.
+    note: str | None = Field(default=None, sa_column=_col(String, nullable=True))
 
 
 class RejectionRow(HubTable, table=True):
@@ -340,6 +342,20 @@ class SuppressionRow(HubTable, table=True):
     lift_reason: str | None = Field(default=None, sa_column=_col(String, nullable=True))
 
 
+class AdminUserRow(HubTable, table=True):
+    """0004: a named admin user; its token's secret is kept as an argon2 hash only."""
+
+    __tablename__ = "admin_users"
+
+    name: str = Field(sa_column=_col(String, primary_key=True))
+    role: str = Field(sa_column=_col(String))
+    key_id: str = Field(sa_column=_col(String(32), unique=True))
+    secret_hash: str = Field(sa_column=_col(String))
+    created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    rotated_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+
+
 # Partial-index predicates, shared with the repositories' queries (which must match them
 # for the planner to use the index).
 HELD_UNSETTLED = "settled_at IS NULL"
@@ -406,3 +422,4 @@ pupil_access = table(PupilAccessRow)
 cohort_members = table(CohortMemberRow)
 suppressions = table(SuppressionRow)
 held_copies = table(HeldCopyRow)
+admin_users = table(AdminUserRow)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.disclosures import SqlDisclosures
@@ -34,6 +35,7 @@ class SqlTx:
     disclosures: SqlDisclosures
     audit: SqlAudit
     retention: SqlRetention
+    admin_users: SqlAdminUsers
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -49,4 +51,5 @@ class SqlTx:
             disclosures=SqlDisclosures(connection),
             audit=SqlAudit(connection),
             retention=SqlRetention(connection),
+            admin_users=SqlAdminUsers(connection),
         )

@@ -25,7 +25,7 @@ from hub.core import naming
 from hub.core.config import HubConfig
 from hub.demo import SECRETS
 from hub.pipeline.release import release_once
-from hub.settings import Settings
+from hub.settings import DEV_ADMIN_TOKEN, Settings
 from tests.broker_fixtures import remove_broker_users
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,9 @@ class Clock:
         return self.now
 
 
-ADMIN = {"Authorization": "Bearer dev-admin-token", "X-Hub-Actor": "test-ops"}
+# The bootstrap identity (HUB_ADMIN_TOKEN), whose audit rows say "bootstrap"; the note is
+# free text stored beside it, never the actor.
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}", "X-Hub-Note": "test-ops"}
 
 
 @dataclass

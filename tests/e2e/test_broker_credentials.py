@@ -20,6 +20,7 @@ from adapters.la_consumer import delete_queues, drain
 from hub.amqp.provision import MANAGED_TAG, ManagementTarget
 from hub.composition import Hub, build_hub, start, stop
 from hub.core import naming
+from hub.core.admins import BOOTSTRAP
 from hub.core.config import Subscriber
 from hub.settings import Settings
 from tests.broker_fixtures import remove_broker_users
@@ -116,7 +117,7 @@ async def test_issued_credentials_read_the_services_own_copies_and_nothing_else(
 
     (row,) = [r for r in await _audit_rows(provisioned) if r["action"].startswith("broker.")]
     assert (row["actor"], row["action"], row["subject"]) == (
-        "admin:test-ops",
+        BOOTSTRAP,
         "broker.credentials_issued",
         "cme",
     )

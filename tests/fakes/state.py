@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.core.records import (
+    AdminUserRecord,
     AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
@@ -64,6 +65,7 @@ class State:
     disclosures: list[DisclosureRecord] = field(default_factory=list)  # in insertion order
     audit: list[AuditRecord] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)
+    admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
 
 
 class FakeRepo:

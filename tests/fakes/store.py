@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hub.core.ports import StoreUnavailable
+from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
 from tests.fakes.audit import FakeAudit
 from tests.fakes.disclosures import FakeDisclosures
@@ -44,6 +45,7 @@ class FakeTx:
     disclosures: FakeDisclosures
     audit: FakeAudit
     retention: FakeRetention
+    admin_users: FakeAdminUsers
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -58,6 +60,7 @@ class FakeTx:
             disclosures=FakeDisclosures(state),
             audit=FakeAudit(state),
             retention=FakeRetention(state),
+            admin_users=FakeAdminUsers(state),
         )
 
 

@@ -15,6 +15,7 @@ import pytest
 from hub.core.envelope import Action, MessageKind
 from hub.core.ports import AlreadyExists, DuplicateMessage, Store
 from hub.core.records import (
+    AdminUserRecord,
     AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
@@ -423,6 +424,44 @@ async def test_suppressions_are_lifted_once(any_store: Store) -> None:
     async with any_store.transaction() as tx:
         assert await tx.privacy.suppressions() == [adopted]
         assert await tx.privacy.suppressions(active_only=False) == [lifted, adopted]
+
+
+# -- admin users -----------------------------------------------------------------------
+
+
+def admin_user(name: str, key_id: str, role: str = "operator") -> AdminUserRecord:
+    return AdminUserRecord(
+        name=name, role=role, key_id=key_id, secret_hash=f"hash-{key_id}", created_at=at(0)
+    )
+
+
+async def test_admin_users_are_found_by_key_rotated_and_revoked(any_store: Store) -> None:
+    jo, sam = admin_user("jo", "k1"), admin_user("sam", "k2", role="dpo")
+    async with any_store.transaction() as tx:
+        await tx.admin_users.add(sam)
+        await tx.admin_users.add(jo)
+        with pytest.raises(AlreadyExists):  # a taken name, whatever else differs
+            await tx.admin_users.add(admin_user("jo", "k9", role="admin"))
+        with pytest.raises(AlreadyExists):  # a taken key id
+            await tx.admin_users.add(admin_user("alex", "k1"))
+        assert await tx.admin_users.all() == [jo, sam]
+    async with any_store.transaction() as tx:
+        assert await tx.admin_users.by_key("k1") == jo
+        assert await tx.admin_users.get("sam") == sam
+        assert await tx.admin_users.by_key("k9") is None and await tx.admin_users.get("x") is None
+        assert await tx.admin_users.rotate("jo", "k3", "hash-k3", at(5))
+        assert not await tx.admin_users.rotate("nobody", "k4", "hash-k4", at(5))
+    rotated = dataclasses.replace(jo, key_id="k3", secret_hash="hash-k3", rotated_at=at(5))
+    async with any_store.transaction() as tx:
+        assert await tx.admin_users.by_key("k1") is None  # the old key finds no one
+        assert await tx.admin_users.by_key("k3") == rotated
+        assert await tx.admin_users.revoke("jo", at(6))
+        assert not await tx.admin_users.revoke("jo", at(7))  # once
+        assert not await tx.admin_users.rotate("jo", "k5", "hash-k5", at(8))  # revoked: for good
+        assert not await tx.admin_users.revoke("nobody", at(7))
+    async with any_store.transaction() as tx:
+        assert await tx.admin_users.get("jo") == dataclasses.replace(rotated, revoked_at=at(6))
+        assert (await tx.admin_users.by_key("k3")) == dataclasses.replace(rotated, revoked_at=at(6))
 
 
 # -- held copies -----------------------------------------------------------------------

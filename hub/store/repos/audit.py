@@ -15,6 +15,7 @@ class SqlAudit(SqlRepo):
             "action": entry.action,
             "subject": entry.subject,
             "detail": dict(entry.detail),
+            "note": entry.note,
         }
         await self._execute(audit.insert().values(values))
 
