@@ -35,12 +35,28 @@ async def test_live(running: RunningHub) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_with_both_checks_ok(running: RunningHub) -> None:
+async def test_ready_with_every_check_ok(running: RunningHub) -> None:
     response = await running.client.get("/health/ready")
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "broker": "ok", "broker_users": "disabled"},
+        "checks": {
+            "database": "ok",
+            "disk": "ok",
+            "broker": "ok",
+            "broker_users": "disabled",
+            "backlog": "ok",
+            "tasks": "ok",
+        },
+        # the broker connection's task finished its job once connected
+        "tasks": {
+            "broker": "done",
+            "dispatch": "running",
+            "release": "running",
+            "policy": "running",
+            "backlog": "running",
+            "purge": "running",
+        },
     }
 
 
