@@ -38,7 +38,10 @@ async def test_live(running: RunningHub) -> None:
 async def test_ready_with_every_check_ok(running: RunningHub) -> None:
     response = await running.client.get("/health/ready")
     assert response.status_code == 200, response.text
-    assert response.json() == {
+    body = response.json()
+    # the broker connection's task ends once connected (it may be finishing just now)
+    assert body["tasks"].pop("broker") in ("running", "done")
+    assert body == {
         "status": "ok",
         "checks": {
             "database": "ok",
@@ -48,9 +51,7 @@ async def test_ready_with_every_check_ok(running: RunningHub) -> None:
             "backlog": "ok",
             "tasks": "ok",
         },
-        # the broker connection's task finished its job once connected
         "tasks": {
-            "broker": "done",
             "dispatch": "running",
             "release": "running",
             "policy": "running",
