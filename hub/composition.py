@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
@@ -24,6 +25,7 @@ from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.release import run_releaser
 from hub.pipeline.retention import RetentionPolicy, run_purger
+from hub.pipeline.supervise import Supervisor
 from hub.settings import Settings
 from hub.sif.schemas import Schemas, load_schemas
 from hub.store.store import SqlStore, open_store
@@ -66,9 +68,10 @@ class Hub:
     schemas: Schemas
     clock: Clock
     backlog: BacklogGauge
+    stop: asyncio.Event
+    supervisor: Supervisor
+    disk_path: Path  # where free disk is watched: the SQLite file's directory, or data_dir
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
 
@@ -105,6 +108,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         identity_hold_days=settings.identity_hold_days,
         max_attempts=settings.outbox_max_attempts,
     )
+    stop = asyncio.Event()
     hub = Hub(
         settings=settings,
         config=config,
@@ -117,6 +121,9 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         schemas=schemas,
         clock=clock,
         backlog=backlog,
+        stop=stop,
+        supervisor=Supervisor(stop),
+        disk_path=store.directory or settings.data_dir,
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)
@@ -126,24 +133,25 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
 
 
 async def start(hub: Hub) -> None:
-    """Connect to the broker (or keep trying) and start the dispatcher."""
-    hub.tasks.append(asyncio.create_task(_keep_broker(hub), name="broker"))
-    hub.tasks.append(asyncio.create_task(run_dispatcher(hub.dispatch, hub.stop), name="dispatch"))
-    hub.tasks.append(
-        asyncio.create_task(run_releaser(hub.dispatch, hub.stop, hub.release_wake), name="release")
-    )
-    hub.tasks.append(asyncio.create_task(_refresh_policy(hub), name="policy"))
+    """Connect to the broker (or keep trying) and start every background stage, each
+    under the supervisor (restarted with backoff if it crashes)."""
+    run = hub.supervisor.start
+    run("broker", lambda: _keep_broker(hub))
+    run("dispatch", lambda: run_dispatcher(hub.dispatch, hub.stop))
+    run("release", lambda: run_releaser(hub.dispatch, hub.stop, hub.release_wake))
+    run("policy", lambda: _refresh_policy(hub))
     # Wall time, as the outbox rows are stamped (a test's shifted hub clock must not age them).
-    monitor = run_backlog_monitor(hub.store, hub.backlog, utc_now, hub.stop)
-    hub.tasks.append(asyncio.create_task(monitor, name="backlog"))
-    purger = run_purger(
-        hub.store,
-        retention_policy(hub.settings),
-        hub.clock,
-        hub.stop,
-        hub.settings.purge_interval_seconds,
+    run("backlog", lambda: run_backlog_monitor(hub.store, hub.backlog, utc_now, hub.stop))
+    run(
+        "purge",
+        lambda: run_purger(
+            hub.store,
+            retention_policy(hub.settings),
+            hub.clock,
+            hub.stop,
+            hub.settings.purge_interval_seconds,
+        ),
     )
-    hub.tasks.append(asyncio.create_task(purger, name="purge"))
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
@@ -218,10 +226,10 @@ async def _provision_broker_users(hub: Hub, subscribers: list[str]) -> None:
 
 
 async def stop(hub: Hub) -> None:
+    """Background tasks first, then the broker, then the database (SqlStore.close
+    checkpoints SQLite's WAL once nothing writes any more)."""
     hub.stop.set()
-    for task in hub.tasks:
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(task, timeout=10)
+    await hub.supervisor.stop()
     await hub.puller.close()
     await hub.publisher.close()
     await hub.store.close()

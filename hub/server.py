@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import uvicorn
 
 from hub.api.app import create_app
@@ -9,8 +13,12 @@ from hub.composition import build_hub, start, stop
 from hub.core.config import HubConfig
 from hub.settings import Settings, check_serving
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 async def serve(settings: Settings, config: HubConfig) -> None:
+    """Until SIGTERM or SIGINT: then uvicorn finishes the requests in flight, and the hub
+    stops its background tasks, closes the broker and checkpoints the database."""
     check_serving(settings)  # before touching anything: UnsafeToServe says why not
     hub = await build_hub(settings, config)
     await start(hub)
@@ -27,6 +35,21 @@ async def serve(settings: Settings, config: HubConfig) -> None:
         )
     )
     try:
-        await server.serve()
+        with _signal_stops_the_server_only():
+            await server.serve()
     finally:
         await stop(hub)
+
+
+@contextlib.contextmanager
+def _signal_stops_the_server_only() -> Iterator[None]:
+    """uvicorn handles the stop signal itself, then raises it again under the handlers it
+    found. With the default ones the process would die right there, before the hub's own
+    clean stop; these ignore that repeat. A second signal during the hub's stop (the
+    defaults are back by then) still ends the process at once."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # Backpressure: above either bound agents' events are refused 11/1 (send again later).
     outbox_max_backlog: int = Field(default=100_000, ge=1)
     outbox_max_age_seconds: float = Field(default=3600.0, gt=0)
+    # Readiness fails below this much free disk where the SQLite file lives (or data_dir).
+    min_free_disk_mb: int = Field(default=512, ge=0)
 
     @field_validator("amqp_management_url")
     @classmethod

@@ -9,8 +9,10 @@ from fastapi import APIRouter
 from hub.api.admin_auth import AnyRoleDep
 from hub.api.deps import HubDep
 from hub.api.problems import Problem
+from hub.composition import Hub
 from hub.core import naming
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
+from hub.pipeline.health import disk_status, verdict
 
 router = APIRouter()
 
@@ -22,20 +24,31 @@ async def live() -> dict[str, str]:
 
 @router.get("/health/ready")
 async def ready(hub: HubDep) -> dict[str, Any]:
-    checks = {"database": "ok", "broker": "ok"}
-    try:
-        await hub.store.ping()
-    except StoreUnavailable:
-        checks["database"] = "unavailable"
+    """200 {"status": "ok" | "degraded", "checks", "tasks"}; 503 problem+json with the same
+    checks and tasks when a fatal check fails (see hub.pipeline.health and the README)."""
+    checks = {
+        "database": await hub.store.health(),
+        "disk": disk_status(hub.disk_path, hub.settings.min_free_disk_mb),
+        "broker": await _broker(hub),
+        # Reported, never fatal: LA services already holding credentials are unaffected.
+        "broker_users": hub.broker_users_status,
+        "backlog": "over" if hub.backlog.over() else "ok",
+        "tasks": "failing" if hub.supervisor.failing() else "ok",
+    }
+    tasks = {name: s.state for name, s in hub.supervisor.statuses().items()}
+    status, failing = verdict(checks)
+    if failing:
+        detail = f"Failing: {', '.join(failing)}"
+        raise Problem(503, "Not ready", detail, checks=checks, tasks=tasks)
+    return {"status": status, "checks": checks, "tasks": tasks}
+
+
+async def _broker(hub: Hub) -> str:
     try:
         await hub.publisher.ping()
     except BrokerUnavailable:
-        checks["broker"] = "unavailable"
-    # Reported, never fatal: LA services already holding credentials are unaffected.
-    checks["broker_users"] = hub.broker_users_status
-    if "unavailable" in checks.values():
-        raise Problem(503, "Not ready", "A dependency is unavailable", checks=checks)
-    return {"status": "ok", "checks": checks}
+        return "unavailable"
+    return "ok"
 
 
 @router.get("/admin/subscribers")
@@ -75,5 +88,9 @@ async def stats(hub: HubDep, _: AnyRoleDep) -> dict[str, Any]:
             "max_rows": hub.backlog.limits.max_rows,
             "max_age_seconds": hub.backlog.limits.max_age_seconds,
             "refusing": hub.backlog.over() is not None,
+        },
+        "tasks": {
+            name: {"state": s.state, "restarts": s.restarts, "last_error": s.last_error}
+            for name, s in hub.supervisor.statuses().items()
         },
     }

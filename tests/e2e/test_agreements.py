@@ -214,9 +214,7 @@ def _sole_releaser(running: RunningHub) -> None:
     """Stop the hub's own release loop, so that `running.release()` is the only releaser
     and copy counts are exact (two releasers at once release a held copy twice: see
     test_concurrent_releases_deliver_a_held_copy_once)."""
-    for task in running.hub.tasks:
-        if task.get_name() == "release":
-            task.cancel()
+    running.hub.supervisor.cancel("release")
 
 
 def _every_window_passed(running: RunningHub) -> None:

@@ -487,9 +487,13 @@ async def test_database_down_is_11_1_never_an_ack(
             problem = _assert_problem(ready, 503)
             assert problem["checks"] == {
                 "database": "unavailable",
+                "disk": "ok",
                 "broker": "ok",
                 "broker_users": "disabled",
+                "backlog": "ok",
+                "tasks": "ok",
             }
+            assert problem["detail"] == "Failing: database"
     finally:
         await dead.close()
 
@@ -515,9 +519,13 @@ async def test_broker_down_events_acked_pull_is_11_1(database_url: str, tmp_path
         problem = _assert_problem(ready, 503)
         assert problem["checks"] == {
             "database": "ok",
+            "disk": "ok",
             "broker": "unavailable",
             "broker_users": "disabled",
+            "backlog": "ok",
+            "tasks": "ok",
         }
+        assert problem["detail"] == "Failing: broker"
         live = await running.client.get("/health/live")
         assert live.status_code == 200
 
