@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Backpressure: above either bound agents' events are refused 11/1 (send again later).
     outbox_max_backlog: int = Field(default=100_000, ge=1)
     outbox_max_age_seconds: float = Field(default=3600.0, gt=0)
+    # /metrics: open when unset (counts only, no personal data; keep it off the internet),
+    # else a bearer token Prometheus sends (authorization.credentials in its scrape config).
+    metrics_token: str | None = None
 
     @model_validator(mode="after")
     def _no_unsafe_defaults(self) -> Self:
