@@ -10,8 +10,9 @@ from hub.api.auth import admin_token_ok
 from hub.api.deps import HubDep
 from hub.api.problems import Problem
 from hub.composition import Hub
+from hub.core.agreements.lifecycle import standing
 from hub.core.ports import StoreUnavailable
-from hub.metrics.prometheus import CONTENT_TYPE, Levels
+from hub.metrics.prometheus import CONTENT_TYPE, AgreementLevel, Levels
 
 router = APIRouter()
 
@@ -43,15 +44,23 @@ async def metrics(hub: HubDep) -> Response:
 
 
 async def levels(hub: Hub) -> Levels:
-    """The backlog monitor's last figures, and the held copies read now (one grouped count
-    on the unsettled rows' index)."""
+    """The backlog monitor's last figures, the held copies read now (one grouped count on
+    the unsettled rows' index) and the agreements from the policy snapshot in force."""
     held: dict[str, dict[str, int]] | None
     try:
         async with hub.store.transaction() as tx:
             held = await tx.held.summary()
     except StoreUnavailable:
         held = None
-    backlog = hub.backlog
+    backlog, policy = hub.backlog, hub.policies.current()
+    agreements = [
+        AgreementLevel(
+            agreement=state.agreement_id,
+            status=standing(state.lifecycle, policy.now).status.value,
+            review_due=state.lifecycle.review_due,
+        )
+        for state in policy.agreements
+    ]
     return Levels(
         backlog_rows=backlog.rows,
         oldest_age_seconds=backlog.oldest_age_seconds,
@@ -61,4 +70,5 @@ async def levels(hub: Hub) -> Levels:
         refusing=backlog.over() is not None,
         measured_at=backlog.measured_at,
         held=held,
+        agreements=agreements,
     )

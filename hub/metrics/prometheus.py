@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from hub.core.agreements.lifecycle import Status
 from hub.core.envelope import Action, MessageKind
 from hub.core.errors import SifError
 from hub.core.objects import CATALOGUE
@@ -46,9 +47,18 @@ PUBLISH_BUCKETS = (
 
 
 @dataclass(frozen=True, kw_only=True)
+class AgreementLevel:
+    """An agreement's standing now and when it is due for review."""
+
+    agreement: str
+    status: str
+    review_due: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Levels:
-    """The hub's state when Prometheus scrapes: the backlog monitor's last measurement and
-    the held copies (None when the database could not be read)."""
+    """The hub's state when Prometheus scrapes: the backlog monitor's last measurement, the
+    held copies (None when the database could not be read) and the agreements in force."""
 
     backlog_rows: int
     oldest_age_seconds: float
@@ -58,6 +68,7 @@ class Levels:
     refusing: bool
     measured_at: datetime | None
     held: Mapping[str, Mapping[str, int]] | None  # {agreement: {reason: copies}}
+    agreements: Sequence[AgreementLevel] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +199,21 @@ class PrometheusMetrics:
             namespace=ns,
             registry=r,
         )
+        self._agreement_status = Gauge(
+            "agreement_status",
+            "1 for each agreement's standing now (draft, live, suspended, terminating, "
+            "terminated), 0 for the others",
+            ["agreement", "status"],
+            namespace=ns,
+            registry=r,
+        )
+        self._review_due = Gauge(
+            "agreement_review_due_timestamp_seconds",
+            "When each agreement is due for review (Unix time)",
+            ["agreement"],
+            namespace=ns,
+            registry=r,
+        )
         self._database_up = Gauge(
             "database_up",
             "1 when the scrape could read the database, else 0",
@@ -257,4 +283,13 @@ class PrometheusMetrics:
             for agreement, reasons in levels.held.items():
                 for reason, copies in reasons.items():
                     self._held.labels(agreement, reason).set(copies)
+        self._agreement_status.clear()
+        self._review_due.clear()
+        for a in levels.agreements:
+            for status in Status:
+                self._agreement_status.labels(a.agreement, status.value).set(
+                    1 if status.value == a.status else 0
+                )
+            if a.review_due is not None:
+                self._review_due.labels(a.agreement).set(a.review_due.timestamp())
         return generate_latest(self.registry)

@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -171,6 +171,16 @@ async def test_levels_and_process_metrics_are_exported(
     assert total(samples, "sifhub_process_cpu_seconds_total") > 0
     assert total(samples, "sifhub_process_resident_memory_bytes") > 0
     assert total(samples, "sifhub_build_info", version=__version__) == 1
+    # Each agreement's standing and review date, as the admin API gives them.
+    agreements = (await running.client.get("/admin/agreements", headers=ADMIN)).json()
+    assert agreements
+    for a in agreements:
+        assert total(samples, "sifhub_agreement_status", agreement=a["id"]) == 1
+        assert total(samples, "sifhub_agreement_status", agreement=a["id"], status=a["status"]) == 1
+        due = total(samples, "sifhub_agreement_review_due_timestamp_seconds", agreement=a["id"])
+        expected = datetime.fromisoformat(a["review_due"]).timestamp() if a["review_due"] else 0
+        assert due == expected
+    assert any(a["review_due"] for a in agreements)
     for sub in running.config.subscribers:
         delivery = "pull" if sub.pull_agent else "push"
         main = total(samples, "sifhub_queue_info", subscriber=sub.id, queue=running.queue(sub.id))

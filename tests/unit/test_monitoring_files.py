@@ -26,6 +26,7 @@ ALERTS = {
     "SifHubDeadLetters",
     "SifHubSubscriberNotConsuming",
     "SifHubIngestRefusals",
+    "SifHubAgreementReviewDue",
     "SifHubDatabaseUnreadable",
     "SifHubDown",
 }
