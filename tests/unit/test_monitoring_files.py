@@ -71,6 +71,15 @@ def test_promtool_rule_unit_tests_pass() -> None:
     assert tested == ALERTS
 
 
+def test_promtool_checks_the_example_prometheus_config(tmp_path: Path) -> None:
+    for name in ("prometheus.yml", RULES.name):
+        shutil.copy(MONITORING / name, tmp_path / name)
+    (tmp_path / "sifhub-metrics-token").write_text("token\n")  # the file it names
+    result = _run("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
+
+
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     panels = _dashboard()["panels"]
     assert isinstance(panels, list)
