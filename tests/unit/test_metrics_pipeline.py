@@ -12,7 +12,9 @@ import pytest
 from adapters import sample_data as data
 from adapters import sif_messages as m
 from hub.core.errors import system_error
+from hub.core.records import SuppressionRecord
 from hub.metrics.prometheus import Levels, PrometheusMetrics, SubscriberQueues
+from hub.pipeline.agreements import load_policy
 from hub.pipeline.dispatch import dispatch_once
 from hub.pipeline.release import release_once
 from tests.unit.test_pipeline_fakes import (  # noqa: F401 - fixtures
@@ -85,6 +87,29 @@ async def test_a_held_copy_is_counted_held_then_released(
     hub.clock.now = held.release_after
     assert await release_once(hub.dispatch) == 1
     assert value(metrics, "sifhub_copies_total", **team, outcome="released") == 1
+
+
+async def test_a_held_copy_no_longer_entitled_is_counted_dropped(
+    hub: Pipeline,  # noqa: F811
+    metrics: PrometheusMetrics,
+) -> None:
+    attendance = data.learner_attendance(LEARNER, DAY, "AM", "/")
+    agent = agent_of(LEARNER)
+    assert (await hub.post(agent, m.event(agent, "LearnerAttendance", "Add", attendance))).ok
+    assert await dispatch_once(hub.dispatch) == 1
+    (held,) = hub.store.state.held.values()
+    assert held.release_after is not None
+    # The learner is suppressed while the copy waits for its window.
+    suppression = SuppressionRecord("s1", LEARNER.refid, "confidential", hub.clock(), "test")
+    async with hub.store.transaction() as tx:
+        await tx.privacy.add_suppression(suppression)
+    policy = await load_policy(hub.store, hub.clock())
+    hub.dispatch.policy = lambda: policy.at(hub.clock())
+    hub.clock.now = held.release_after
+    assert await release_once(hub.dispatch) == 1
+    team = {"subscriber": "attendance-team", "object": "LearnerAttendance"}
+    assert value(metrics, "sifhub_copies_total", **team, outcome="dropped") == 1
+    assert value(metrics, "sifhub_copies_total", **team, outcome="released") == 0
 
 
 async def test_a_refusal_is_counted_with_its_sif_category_and_code(
