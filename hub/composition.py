@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hub import __version__
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
+from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.policy import Policy
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
 from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
+from hub.metrics.prometheus import PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
@@ -71,6 +74,7 @@ class Hub:
     stop: asyncio.Event
     supervisor: Supervisor
     disk_path: Path  # where free disk is watched: the SQLite file's directory, or data_dir
+    metrics: PrometheusMetrics
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
@@ -93,8 +97,16 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
             max_age_seconds=settings.outbox_max_age_seconds,
         )
     )
+    metrics = PrometheusMetrics(subscriber_queues(config), __version__)
     ingest = IngestContext(
-        store, config, SchoolIndex.of(config), schemas, puller, clock, behind=backlog.over
+        store,
+        config,
+        SchoolIndex.of(config),
+        schemas,
+        puller,
+        clock,
+        behind=backlog.over,
+        metrics=metrics,
     )
     dispatch = DispatchContext(
         store,
@@ -107,6 +119,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         uncovered_days=settings.retention_uncovered_days,
         identity_hold_days=settings.identity_hold_days,
         max_attempts=settings.outbox_max_attempts,
+        metrics=metrics,
     )
     stop = asyncio.Event()
     hub = Hub(
@@ -124,12 +137,25 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         stop=stop,
         supervisor=Supervisor(stop),
         disk_path=store.directory or settings.data_dir,
+        metrics=metrics,
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)
         hub.broker_users = BrokerUsers(target, prefix=config.queue_prefix)
         hub.broker_users_status = "pending"
     return hub
+
+
+def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
+    return [
+        SubscriberQueues(
+            subscriber=sub.id,
+            queue=naming.subscriber_queue(sub.id, config.queue_prefix),
+            dead_letter_queue=naming.dead_letter_queue(sub.id, config.queue_prefix),
+            delivery="pull" if sub.pull_agent else "push",
+        )
+        for sub in config.subscribers
+    ]
 
 
 async def start(hub: Hub) -> None:

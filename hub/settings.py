@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     outbox_max_age_seconds: float = Field(default=3600.0, gt=0)
     # Readiness fails below this much free disk where the SQLite file lives (or data_dir).
     min_free_disk_mb: int = Field(default=512, ge=0)
+    # /metrics: open when unset (counts only, no personal data; keep it off the internet),
+    # else a bearer token Prometheus sends (authorization.credentials in its scrape config).
+    metrics_token: str | None = None
 
     @field_validator("amqp_management_url")
     @classmethod

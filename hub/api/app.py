@@ -10,6 +10,7 @@ from hub.api import (
     agreement_routes,
     broker_routes,
     held_routes,
+    metrics_routes,
     ops_routes,
     outbox_routes,
     privacy_routes,
@@ -31,6 +32,7 @@ def create_app(hub: Hub) -> FastAPI:
     problems.install(app)
     app.include_router(sif_routes.router, tags=["SIF agents"])
     app.include_router(ops_routes.router, tags=["Operations"])
+    app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from hub.core.errors import SifError
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
+    BacklogFigures,
     DisclosureRecord,
     HeldRecord,
     LifecycleRecord,
@@ -79,8 +81,9 @@ class Outbox(Protocol):
 
     async def get(self, outbox_id: str) -> OutboxRecord | None: ...
     async def parked(self, limit: int) -> list[ParkedRecord]: ...
-    async def backlog(self) -> tuple[int, datetime | None]:
-        """Rows waiting to be routed (parked ones aside) and when the oldest arrived."""
+    async def backlog(self) -> BacklogFigures:
+        """Rows waiting to be routed (parked ones aside), when the oldest arrived, and the
+        parked rows."""
         ...
 
     async def redrive(self, outbox_ids: Sequence[str] | None, now: datetime) -> list[str]:
@@ -328,3 +331,64 @@ class Publisher(Protocol):
 class PullSource(Protocol):
     async def next_message(self, queue: str) -> Pulled | None: ...
     async def ack(self, queue: str, message_id: str) -> bool: ...
+
+
+class Metrics(Protocol):
+    """What the pipeline counts and times (hub.metrics exports it to Prometheus). An
+    implementation keeps label values bounded (message kinds, catalogue objects, actions,
+    SIF codes, configured subscribers): never an identifier taken from a message."""
+
+    def ingested(
+        self,
+        *,
+        kind: str | None,
+        object_name: str | None,
+        action: str | None,
+        error: SifError | None,
+        seconds: float,
+    ) -> None:
+        """One agent message answered after `seconds`: acked (no error) or refused."""
+        ...
+
+    def routed(
+        self, record: OutboxRecord, *, published: Sequence[str], held: Sequence[str]
+    ) -> None:
+        """An outbox row routed: the subscribers whose copy was published, or held."""
+        ...
+
+    def route_failed(self, record: OutboxRecord) -> None:
+        """A routing attempt failed; the row is retried later (or parked)."""
+        ...
+
+    def released(self, object_name: str, subscriber: str, outcome: str) -> None:
+        """A held copy settled by the releaser: "released" (published) or "dropped"."""
+        ...
+
+
+class NoMetrics:
+    """Counts nothing: for pipelines built without an exporter (tools, unit tests)."""
+
+    def ingested(
+        self,
+        *,
+        kind: str | None,
+        object_name: str | None,
+        action: str | None,
+        error: SifError | None,
+        seconds: float,
+    ) -> None:
+        return None
+
+    def routed(
+        self, record: OutboxRecord, *, published: Sequence[str], held: Sequence[str]
+    ) -> None:
+        return None
+
+    def route_failed(self, record: OutboxRecord) -> None:
+        return None
+
+    def released(self, object_name: str, subscriber: str, outcome: str) -> None:
+        return None
+
+
+NO_METRICS = NoMetrics()

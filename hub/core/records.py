@@ -44,6 +44,9 @@ class OutboxRecord:
     object_refid: str | None = None  # the object's own RefId: its learner, when a partial
     # event leaves the learner out, is found through it
     schools: tuple[str, ...] = ()  # every school the object names (`school` is the first)
+    # When the store took the row (wall time, stamped by the store: not part of its value);
+    # POST-to-publish latency is measured from it.
+    created_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,16 @@ class ParkedRecord:
     attempts: int
     last_error: str | None
     parked_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacklogFigures:
+    """The outbox's routing backlog: rows waiting (parked ones aside), when the oldest of
+    them arrived, and the parked rows waiting for ops."""
+
+    waiting: int
+    oldest: datetime | None
+    parked: int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,11 +1,11 @@
 """Backpressure: how far routing is behind, and the bound above which ingest stops taking
 work it cannot deliver in time.
 
-A monitor measures the outbox backlog (rows waiting to be routed, parked rows aside) and
-the age of its oldest row every second, in each hub process, from the database (so several
-hubs see the same figure). Ingest reads the last measurement, never the database: above
-either bound, an agent's event or response is answered SIF_Error 11/1 (not accepted; send
-again later), and readiness reports it.
+A monitor measures the outbox backlog (rows waiting to be routed, parked rows aside), the
+age of its oldest row and the parked rows every second, in each hub process, from the
+database (so several hubs see the same figure). Ingest reads the last measurement, never
+the database: above either bound, an agent's event or response is answered SIF_Error 11/1
+(not accepted; send again later), and readiness reports it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class BacklogGauge:
     limits: BacklogLimits
     rows: int = 0
     oldest_age_seconds: float = 0.0
+    parked: int = 0  # rows set aside for ops: not backlog, but worth an alert
     measured_at: datetime | None = None
 
     def over(self) -> str | None:
@@ -52,9 +53,11 @@ class BacklogGauge:
 
 async def measure(store: Store, gauge: BacklogGauge, now: datetime) -> None:
     async with store.transaction() as tx:
-        rows, oldest = await tx.outbox.backlog()
-    gauge.rows = rows
+        figures = await tx.outbox.backlog()
+    oldest = figures.oldest
+    gauge.rows = figures.waiting
     gauge.oldest_age_seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+    gauge.parked = figures.parked
     gauge.measured_at = now
 
 

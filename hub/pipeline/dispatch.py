@@ -22,7 +22,16 @@ from lxml import etree
 from hub.core import naming
 from hub.core.envelope import HUB_VERSION
 from hub.core.policy import Copy, Item, Policy, decide
-from hub.core.ports import BrokerUnavailable, Outgoing, Publisher, Store, StoreUnavailable, Tx
+from hub.core.ports import (
+    NO_METRICS,
+    BrokerUnavailable,
+    Metrics,
+    Outgoing,
+    Publisher,
+    Store,
+    StoreUnavailable,
+    Tx,
+)
 from hub.core.records import DisclosureRecord, HeldRecord, OutboxRecord
 from hub.core.retry import RetryPolicy, compute_backoff
 from hub.sif.build import copy_msg_id, event_copy
@@ -53,6 +62,7 @@ class DispatchContext:
     # A row failing this often for a reason of its own (not the broker being away) is
     # parked: set aside until ops re-drive it.
     max_attempts: int = 10
+    metrics: Metrics = NO_METRICS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,6 +235,11 @@ async def _settle(
             await tx.outbox.retry(
                 item.id, at + timedelta(seconds=delay), type(error).__name__, park=park
             )
+    for p in mine:
+        subscribers = [r.copy.subscriber for r in p.releases]
+        ctx.metrics.routed(p.item, published=subscribers, held=[c.subscriber for c in p.held])
+    for item, _ in failed:
+        ctx.metrics.route_failed(item)
     if failed:
         log.warning(
             "dispatch.publish_failed rows=%d parked=%d first_error=%s",

@@ -8,6 +8,7 @@ nothing refused is stored for routing, nothing acked is lost.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +39,10 @@ from hub.core.identifiers import data_id
 from hub.core.naming import subscriber_queue
 from hub.core.objects import CATALOGUE, Subject
 from hub.core.ports import (
+    NO_METRICS,
     BrokerUnavailable,
     DuplicateMessage,
+    Metrics,
     PullSource,
     Store,
     StoreUnavailable,
@@ -90,6 +93,7 @@ class IngestContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # Why the hub must not take more work now (routing too far behind), or None.
     behind: Callable[[], str | None] = lambda: None
+    metrics: Metrics = NO_METRICS
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ async def handle(hub: IngestContext, incoming: Incoming) -> bytes:
     version, object_name = "2.4", None
     source: str | None = incoming.agent.id
     msg_id: str | None = None
+    sniffed: Sniffed | None = None
+    started = time.perf_counter()
     try:
         root = parse_untrusted(incoming.body)
         source, msg_id = echo_ids(root)
@@ -134,9 +140,12 @@ async def handle(hub: IngestContext, incoming: Incoming) -> bytes:
         sniffed = sniff(root)
         version = sniffed.version
         ctx = _Ctx(hub, incoming, sniffed, root)
-        return await _dispatch_kind(ctx)
+        reply = await _dispatch_kind(ctx)
+        _observe(hub, sniffed, object_name, None, started)
+        return reply
     except SifError as error:
         await _record_rejection(hub, incoming, error, object_name)
+        _observe(hub, sniffed, object_name, error, started)
         log.info(
             "ingest.refused agent=%s zone=%s msg=%s category=%d code=%d",
             incoming.agent.id,
@@ -559,3 +568,20 @@ async def _record_rejection(
             )
     except StoreUnavailable:
         log.warning("ingest.rejection_not_recorded agent=%s", incoming.agent.id)
+
+
+def _observe(
+    hub: IngestContext,
+    sniffed: Sniffed | None,
+    object_name: str | None,
+    error: SifError | None,
+    started: float,
+) -> None:
+    action = sniffed.event_action if sniffed else None
+    hub.metrics.ingested(
+        kind=sniffed.kind.value if sniffed else None,
+        object_name=object_name,
+        action=action.value if action else None,
+        error=error,
+        seconds=time.perf_counter() - started,
+    )

@@ -122,10 +122,16 @@ async def _settle(
         await tx.disclosures.add(
             [disclosure(r, p, who[r.id], now) for h, r, p in published if h.id in released]
         )
-        await tx.held.settle(gone, "dropped", now)
+        dropped = set(await tx.held.settle(gone, "dropped", now))
         for h, _, p in plans:
             if isinstance(p, Rehold):
                 await tx.held.requeue(h.id, p.reason, p.release_after)
+    for h, r, _ in published:
+        if h.id in released:
+            ctx.metrics.released(r.object_name, h.subscriber, "released")
+    for h, record, _ in plans:
+        if h.id in dropped:
+            ctx.metrics.released(record.object_name if record else "", h.subscriber, "dropped")
     log.info(
         "release.settled released=%d dropped=%d reheld=%d failed=%d",
         len(released),

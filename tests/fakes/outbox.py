@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from hub.core.records import OutboxRecord, ParkedRecord
+from hub.core.records import BacklogFigures, OutboxRecord, ParkedRecord
 from tests.fakes.state import FakeRepo, OutboxRow, utcnow
 
 
@@ -16,7 +16,10 @@ class FakeOutbox(FakeRepo):
         for item in items:
             self._state.last_seq_no += 1
             self._state.outbox[item.id] = OutboxRow(
-                item, self._state.last_seq_no, now, created_at=now
+                dataclasses.replace(item, created_at=now),
+                self._state.last_seq_no,
+                now,
+                created_at=now,
             )
 
     async def claim(self, limit: int, now: datetime, lease_seconds: float) -> list[OutboxRecord]:
@@ -45,11 +48,14 @@ class FakeOutbox(FakeRepo):
             row.next_attempt_at, row.lease_until, row.last_error = next_attempt_at, None, error
             row.parked_at = utcnow() if park else None
 
-    async def backlog(self) -> tuple[int, datetime | None]:
-        waiting = [
-            r for r in self._state.outbox.values() if r.done_at is None and r.parked_at is None
-        ]
-        return len(waiting), min((r.created_at for r in waiting if r.created_at), default=None)
+    async def backlog(self) -> BacklogFigures:
+        pending = [r for r in self._state.outbox.values() if r.done_at is None]
+        waiting = [r for r in pending if r.parked_at is None]
+        return BacklogFigures(
+            waiting=len(waiting),
+            oldest=min((r.created_at for r in waiting if r.created_at), default=None),
+            parked=len(pending) - len(waiting),
+        )
 
     async def parked(self, limit: int) -> list[ParkedRecord]:
         rows = sorted(

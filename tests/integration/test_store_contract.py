@@ -19,6 +19,7 @@ from hub.core.records import (
     AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
+    BacklogFigures,
     DisclosureRecord,
     HeldRecord,
     LifecycleRecord,
@@ -272,6 +273,26 @@ async def test_outbox_parks_a_failing_row_until_it_is_redriven(any_store: Store)
         dataclasses.replace(row, attempts=0),
         dataclasses.replace(other, attempts=1),
     ]
+
+
+async def test_outbox_backlog_counts_waiting_and_parked_rows(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        assert await tx.outbox.backlog() == BacklogFigures(waiting=0, oldest=None, parked=0)
+    before = datetime.now(UTC)
+    done, parked, waiting = await accept(any_store, 3)
+    after = datetime.now(UTC)
+    await claim(any_store, after)
+    async with any_store.transaction() as tx:
+        await tx.outbox.complete([(done.id, T0)])
+        await tx.outbox.retry(parked.id, after, "PublishError", park=True)
+        await tx.outbox.retry(waiting.id, after, "BrokerUnavailable")
+    async with any_store.transaction() as tx:
+        figures = await tx.outbox.backlog()
+    assert (figures.waiting, figures.parked) == (1, 1)
+    assert figures.oldest is not None and before <= figures.oldest <= after
+    # A claimed row carries when the store took it (POST-to-publish is timed from it).
+    (claimed,) = await claim(any_store, after + timedelta(days=1))
+    assert (claimed.id, claimed.created_at) == (waiting.id, figures.oldest)
 
 
 # -- registrations and packets ---------------------------------------------------------

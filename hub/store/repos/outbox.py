@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
 
 from hub.core.envelope import Action
-from hub.core.records import OutboxRecord, ParkedRecord
+from hub.core.records import BacklogFigures, OutboxRecord, ParkedRecord
 from hub.store.models import LAST_ERROR_MAX, outbox
 from hub.store.repos.base import AnyRow, SqlRepo, chunks, from_row, utcnow
 
@@ -80,11 +80,17 @@ class SqlOutbox(SqlRepo):
         )
         await self._execute(statement)
 
-    async def backlog(self) -> tuple[int, datetime | None]:
-        waiting = (pending(), outbox.c.parked_at.is_(None))
-        query = select(func.count(), func.min(outbox.c.created_at)).where(*waiting)
-        count, oldest = (await self._execute(query)).one()
-        return int(count), oldest  # min() keeps the column's type: aware UTC
+    async def backlog(self) -> BacklogFigures:
+        # One pass over the pending rows (the partial index ix_outbox_pending).
+        waiting, parked = outbox.c.parked_at.is_(None), outbox.c.parked_at.is_not(None)
+        query = select(
+            func.count().filter(waiting),
+            func.min(outbox.c.created_at).filter(waiting),
+            func.count().filter(parked),
+        ).where(pending())
+        count, oldest, parked_count = (await self._execute(query)).one()
+        # min() keeps the column's type: aware UTC
+        return BacklogFigures(waiting=int(count), oldest=oldest, parked=int(parked_count))
 
     async def parked(self, limit: int) -> list[ParkedRecord]:
         query = (
