@@ -3,7 +3,8 @@ transaction's working copy of it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from hub.core.records import (
@@ -64,6 +65,19 @@ class State:
     disclosures: list[DisclosureRecord] = field(default_factory=list)  # in insertion order
     audit: list[AuditRecord] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)
+
+    def working_copy(self) -> State:
+        """A transaction's private copy, isolated like a deep copy but far cheaper: records
+        are frozen, so only the containers, the outbox rows (updated in place) and the sets
+        of learner_schools (grown in place) are copied."""
+        out = copy.copy(self)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, dict | list | set):
+                setattr(out, f.name, copy.copy(value))
+        out.outbox = {k: copy.copy(row) for k, row in self.outbox.items()}
+        out.learner_schools = {k: set(v) for k, v in self.learner_schools.items()}
+        return out
 
 
 class FakeRepo:
