@@ -71,10 +71,8 @@ class State:
         are frozen, so only the containers, the outbox rows (updated in place) and the sets
         of learner_schools (grown in place) are copied."""
         out = copy.copy(self)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, dict | list | set):
-                setattr(out, f.name, copy.copy(value))
+        for name in _CONTAINERS:
+            setattr(out, name, copy.copy(getattr(self, name)))
         out.outbox = {k: copy.copy(row) for k, row in self.outbox.items()}
         out.learner_schools = {k: set(v) for k, v in self.learner_schools.items()}
         return out
@@ -83,3 +81,6 @@ class State:
 class FakeRepo:
     def __init__(self, state: State) -> None:
         self._state = state
+
+
+_CONTAINERS = tuple(f.name for f in fields(State) if f.name != "last_seq_no")
