@@ -80,7 +80,7 @@ from tests.unit.test_filter_properties import (
     workforce_personal,
 )
 
-EXAMPLES = int(os.environ.get("HUB_PIPELINE_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("HUB_PIPELINE_EXAMPLES", "250"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
