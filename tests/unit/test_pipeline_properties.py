@@ -892,9 +892,10 @@ ARGS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "decide": st.tuples(AGREEMENT, st.sampled_from(["release", "discard"])),
     "version": st.tuples(AGREEMENT, SEED),
     "approve": st.tuples(AGREEMENT, SCHOOL, st.integers(1, 3)),
+    "broker": st.tuples(st.integers(1, 3)),
 }
 # How often each kind of step comes up: messages most, then routing and release.
-WEIGHTS = {"post": 10, "response": 2, "dispatch": 4, "release": 2, "advance": 2}
+WEIGHTS = {"post": 10, "response": 2, "dispatch": 4, "release": 2, "advance": 2, "broker": 2}
 KINDS = [k for k in ARGS for _ in range(WEIGHTS.get(k, 1))]
 STEP = st.sampled_from(KINDS).flatmap(lambda kind: ARGS[kind].map(lambda a: Step(kind, a)))
 
@@ -1014,6 +1015,12 @@ class Runner:
             if not await release_once(self.hub.dispatch):
                 break
         self.check_new(before, "release")
+
+    async def step_broker(self, refusals: int) -> None:
+        """The broker does not confirm the next few copies: their rows are retried, and
+        whatever it did confirm has left, so it is in the log whatever happens next."""
+        self.hub.publisher.fail_next(refusals)
+        event("broker refuses copies")
 
     async def step_advance(self, hours: int) -> None:
         self.hub.clock.now += timedelta(hours=hours)  # the policy is taken at the clock's time
@@ -1329,7 +1336,8 @@ async def play(scenario: Scenario) -> Runner:
     await hub.refresh()
     for step in scenario.steps:
         await runner.run(step)
-    # Drain: route everything, let windows open, and identity holds expire.
+    # Drain: the broker is back; route everything, let windows open and identity holds expire.
+    hub.publisher.recover()
     await hub.refresh()
     for hours in (0, 24, 24 * 15):
         hub.clock.now += timedelta(hours=hours)
