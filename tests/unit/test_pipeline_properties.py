@@ -895,7 +895,16 @@ ARGS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "broker": st.tuples(st.integers(1, 3)),
 }
 # How often each kind of step comes up: messages most, then routing and release.
-WEIGHTS = {"post": 10, "response": 2, "dispatch": 4, "release": 2, "advance": 2, "broker": 2}
+WEIGHTS = {
+    "post": 10,
+    "response": 2,
+    "dispatch": 4,
+    "release": 2,
+    "advance": 2,
+    "broker": 2,
+    "pupils": 2,
+    "version": 2,
+}
 KINDS = [k for k in ARGS for _ in range(WEIGHTS.get(k, 1))]
 STEP = st.sampled_from(KINDS).flatmap(lambda kind: ARGS[kind].map(lambda a: Step(kind, a)))
 
