@@ -4,7 +4,9 @@ Claims outbox rows, asks the policy who may receive each object, cuts each copy 
 the one filter, publishes all copies with pipelined confirms, and only then records the
 disclosures (and any copies held for a window or a suspension) and marks the rows done, in
 one transaction. A crash between confirm and commit re-sends the same copies (same message
-ids): delivery is at-least-once.
+ids): delivery is at-least-once. When the broker confirms only some of a row's copies, the
+confirmed ones are logged at once and the row's retry sends only the rest: every copy that
+left is in the log, even if the retry is no longer entitled to send it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
@@ -196,17 +198,34 @@ async def dispatch_once(ctx: DispatchContext) -> int:
     if not items:
         return 0
     policy = ctx.policy()
-    planned = [plan(i, policy, who[i.id], ctx.queue_prefix) for i in items]
+    planned = await _unsent([plan(i, policy, who[i.id], ctx.queue_prefix) for i in items], ctx)
     outgoing = [r.outgoing for p in planned for r in p.releases]
     results = await ctx.publisher.publish_batch(outgoing) if outgoing else []
     await _settle(ctx, planned, results)
     return len(items)
 
 
+async def _unsent(planned: list[Planned], ctx: DispatchContext) -> list[Planned]:
+    """Leave out the copies that have left already: a row retried after the broker confirmed
+    some of its copies but not all (those are logged; see _settle) sends only the rest."""
+    ids = [r.outgoing.message_id for p in planned for r in p.releases]
+    if not ids:
+        return planned
+    async with ctx.store.transaction() as tx:
+        logged = await tx.disclosures.logged(ids)
+    if not logged:
+        return planned
+    return [
+        replace(p, releases=[r for r in p.releases if r.outgoing.message_id not in logged])
+        for p in planned
+    ]
+
+
 async def _settle(
     ctx: DispatchContext, planned: list[Planned], results: list[Exception | None]
 ) -> None:
     ok, failed = [], []
+    confirmed: list[tuple[Planned, Release]] = []  # copies that left from rows that failed
     cursor = 0
     at = ctx.clock()
     for p in planned:
@@ -215,6 +234,7 @@ async def _settle(
         errors = [r for r in outcome if r is not None]
         if errors:
             failed.append((p.item, errors[0]))
+            confirmed += [(p, r) for r, e in zip(p.releases, outcome, strict=True) if e is None]
         else:
             ok.append(p)
     # One transaction: a crash can neither lose a held copy nor route its object twice, and
@@ -223,8 +243,13 @@ async def _settle(
         done = [(p.item.id, p.purge_after(at, ctx.uncovered_days)) for p in ok]
         settled = set(await tx.outbox.complete(done))
         mine = [p for p in ok if p.item.id in settled]
+        # A copy the broker confirmed has left, whatever becomes of its row's other copies
+        # (the retry may no longer be entitled to send them): it is logged now, once.
+        sent = [disclosure(p.item, r, p.who, at) for p, r in confirmed]
+        logged = await tx.disclosures.logged([d.copy_msg_id for d in sent]) if sent else set()
         await tx.disclosures.add(
             [disclosure(p.item, r, p.who, at) for p in mine for r in p.releases]
+            + [d for d in sent if d.copy_msg_id not in logged]
         )
         await tx.held.add([held_record(p.item, c, at) for p in mine for c in p.held])
         parked = 0

@@ -48,6 +48,10 @@ class FakePublisher:
     def fail_next(self, count: int) -> None:
         self._failures += count
 
+    def recover(self) -> None:
+        """Confirm everything from now on."""
+        self._failures = 0
+
     async def ensure_queues(self, subscriber_ids: Sequence[str]) -> None:
         self.subscribers.update(subscriber_ids)
 

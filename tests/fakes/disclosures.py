@@ -31,6 +31,9 @@ class FakeDisclosures(FakeRepo):
         ]
         return [d for _, _, d in sorted(found, key=lambda f: f[:2])][:limit]
 
+    async def logged(self, copy_msg_ids: Sequence[str]) -> set[str]:
+        return {d.copy_msg_id for d in self._state.disclosures} & set(copy_msg_ids)
+
     async def acknowledge(self, copy_msg_ids: Sequence[str], at: datetime) -> int:
         wanted, updated = set(copy_msg_ids), 0
         for i, d in enumerate(self._state.disclosures):

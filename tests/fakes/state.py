@@ -3,7 +3,8 @@ transaction's working copy of it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from hub.core.records import (
@@ -67,7 +68,21 @@ class State:
     rejections: list[RejectionRecord] = field(default_factory=list)
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
 
+    def working_copy(self) -> State:
+        """A transaction's private copy, isolated like a deep copy but far cheaper: records
+        are frozen, so only the containers, the outbox rows (updated in place) and the sets
+        of learner_schools (grown in place) are copied."""
+        out = copy.copy(self)
+        for name in _CONTAINERS:
+            setattr(out, name, copy.copy(getattr(self, name)))
+        out.outbox = {k: copy.copy(row) for k, row in self.outbox.items()}
+        out.learner_schools = {k: set(v) for k, v in self.learner_schools.items()}
+        return out
+
 
 class FakeRepo:
     def __init__(self, state: State) -> None:
         self._state = state
+
+
+_CONTAINERS = tuple(f.name for f in fields(State) if f.name != "last_seq_no")

@@ -1,6 +1,6 @@
 """FakeStore: hub.core.ports.Store in memory, for fast unit tests of pipeline logic.
 
-A transaction works on a deep copy of the committed state and replaces it only when its
+A transaction works on a private copy of the committed state and replaces it only when its
 block exits cleanly, so a transaction that raises leaves no trace. Transactions run one
 at a time (as on SQLite). `unavailable = True` makes the store refuse like a database
 that is down. Read `store.state` afresh after a transaction: it is a new object.
@@ -9,7 +9,6 @@ that is down. Read `store.state` afresh after a transaction: it is a new object.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -74,7 +73,7 @@ class FakeStore:
     async def transaction(self) -> AsyncIterator[FakeTx]:
         async with self._serial:
             self._refuse_if_down()
-            working = copy.deepcopy(self.state)
+            working = self.state.working_copy()
             yield FakeTx.on(working)
             self._refuse_if_down()  # a commit can fail too
             self.state = working

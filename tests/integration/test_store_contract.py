@@ -563,6 +563,8 @@ async def test_disclosures_subject_access_and_acknowledgement(any_store: Store) 
         assert await tx.disclosures.acknowledge(["C1", "C2", "C1", "unknown"], at(10)) == 2
         assert await tx.disclosures.acknowledge(["C2"], at(20)) == 0  # the first is kept
         assert await tx.disclosures.acknowledge([], at(30)) == 0
+        assert await tx.disclosures.logged(["C1", "C2", "C1", "unknown"]) == {"C1", "C2"}
+        assert await tx.disclosures.logged([]) == set()
         acked = await tx.disclosures.for_subject(refid="R1")
     assert [d.acknowledged_at for d in acked] == [at(10), None]
     assert (await stats(any_store)).delivered == {"la-send": 5, "vs": 1}

@@ -2,8 +2,10 @@
 never carries more than its agreement allows.
 
 Random agreements (include/exclude subsets of the schema's element paths, actions, item
-filters, conditions, Art 9 condition or not, lifecycle status, approvals, pupil lists,
-cohorts, suppressions, and now and then an agreement that bypassed validation) meet random
+filters and conditions, on special category data too where Art 9 or a bypass allows it, Art 9
+condition or not, lifecycle status, approvals, pupil lists, cohorts, suppressions, now and
+then an agreement that bypassed validation, and now and then an object whose learner the
+hub cannot tell) meet random
 schema-valid LearnerPersonal, WorkforcePersonal, LearnerAttendance, LearnerSpecialNeeds and
 Identity objects, with special-category elements (EthnicityList, Religion, Traveller,
 MedicalAlertMsgList, Pregnant) in many of them. For every copy `decide` returns, the copy
@@ -416,6 +418,25 @@ WHERE: dict[str, list[dict[str, Any]]] = {
     ],
     "LearnerPersonal": [{"path": "InCare/Current", "values": ["No"]}],
 }
+_PERSON_SPECIAL_ITEMS: list[dict[str, Any]] = [
+    {"path": "PersonalInformation/Demographics", "child": "Religion", "values": ["x"]},
+    {
+        "path": "PersonalInformation/Demographics/EthnicityList/Ethnicity",
+        "child": "Code",
+        "values": ["WENG", "AIND"],
+    },
+    {"path": "MedicalAlertMsgList/MedicalAlertMsg", "attribute": "Severity", "values": ["High"]},
+]
+SPECIAL_ITEM_FILTERS = {
+    "LearnerPersonal": _PERSON_SPECIAL_ITEMS,
+    "WorkforcePersonal": _PERSON_SPECIAL_ITEMS,
+}
+SPECIAL_WHERE: dict[str, list[dict[str, Any]]] = {
+    "LearnerPersonal": [
+        {"path": "PersonalInformation/Demographics/Religion/AffiliationCode", "values": ["CHR"]},
+        {"path": "Pregnant", "values": ["Yes"]},
+    ],
+}
 SCHEDULES = (
     Schedule(),
     Schedule(mode="windows", times=[time(9, 30), time(14, 0)]),
@@ -454,10 +475,15 @@ def _rule(d: Dice, name: str, art9: bool, bypass: bool) -> dict[str, Any]:
         "include": include,
         "exclude": d.some(PATHS[name], 3),
     }
+    # Filters on special category data: refused without Art 9, so only with Art 9 or in an
+    # agreement that bypassed validation (then they must never bring that data back).
+    special = art9 or bypass
+    items = ITEM_FILTERS[name] + (SPECIAL_ITEM_FILTERS.get(name, []) if special else [])
     if d.coin(0.3):
-        rule["keep_items"] = list({f["path"]: f for f in d.some(ITEM_FILTERS[name], 2)}.values())
-    if name in WHERE and d.coin(0.25):
-        rule["where"] = [d.choice(WHERE[name])]
+        rule["keep_items"] = list({f["path"]: f for f in d.some(items, 2)}.values())
+    wheres = WHERE.get(name, []) + (SPECIAL_WHERE.get(name, []) if special else [])
+    if wheres and d.coin(0.25):
+        rule["where"] = [d.choice(wheres)]
     return rule
 
 
@@ -610,7 +636,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     granted = [a for s in specs.values() for r in s.rules if r.object == name for a in r.actions]
     action = d.choice(granted if granted and d.coin(0.9) else list(Action))
     school = d.choice([SCHOOL] * 18 + [OTHER_SCHOOL, None])
-    item = Item(name, action, school, facts.subject_refid, upn, values_at(element, conditions))
+    # Now and then a partial event whose learner the hub cannot tell (no reference in it,
+    # none remembered for its RefId): it must never be released.
+    unknown = CATALOGUE[name].subject is Subject.LEARNER and d.coin(0.1)
+    subject = None if unknown else facts.subject_refid
+    item = Item(name, action, school, subject, upn, values_at(element, conditions))
     suppressed: frozenset[str] = frozenset()
     whom = draw(st.sampled_from(["nobody"] * 9 + ["refid", "upn", "other"]))
     if whom != "nobody":  # suppress this learner by RefId or UPN, or someone else
@@ -669,9 +699,12 @@ def _check_copy(scenario: Scenario, copy: Copy) -> None:
     else:
         assert (copy.hold, copy.release_after) == (None, None)
 
-    # (3) no Art 9 condition: no special-category object at all
+    # (3) no Art 9 condition: no special-category object at all, and none chosen by
+    # special category data (a condition on it would disclose it)
     if not art9:
         assert name not in SPECIAL_OBJECTS
+        special_paths = SPECIAL_PATHS.get(name, ())
+        assert not any(_under(c.path, special_paths) for c in rule.where), rule.where
     # cohorts and pupil lists: learners only
     if CATALOGUE[name].subject is Subject.LEARNER:
         if spec.cohort:

@@ -18,7 +18,7 @@ from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.records import DisclosureRecord
 from hub.core.schools import SchoolIndex
-from hub.pipeline.agreements import load_policy, sync_config
+from hub.pipeline.agreements import load_policy, suppress, sync_config
 from hub.pipeline.dispatch import DispatchContext, dispatch_once
 from hub.pipeline.ingest import Incoming, IngestContext, handle
 from hub.pipeline.release import release_once
@@ -137,22 +137,50 @@ async def test_a_repeated_msg_id_is_acknowledged_but_not_routed_again(hub: Pipel
     assert len(hub.store.state.outbox) == 1
 
 
-async def test_a_publish_failure_records_a_retry_and_no_disclosure(hub: Pipeline) -> None:
+async def test_a_publish_failure_retries_the_row_and_logs_what_left(hub: Pipeline) -> None:
     assert (await hub.learner_event(LEARNER)).ok
     hub.publisher.fail_next(1)  # one copy of the three is not confirmed
     assert await dispatch_once(hub.dispatch) == 1
-    assert hub.disclosures() == []
+    first_ids = {o.message_id for o in hub.publisher.published}
+    assert len(first_ids) == 2
+    # The two confirmed copies have left: they are in the log at once.
+    assert {r.copy_msg_id for r in hub.disclosures()} == first_ids
     (row,) = hub.store.state.outbox.values()
     assert (row.record.attempts, row.done_at, row.last_error) == (1, None, "BrokerUnavailable")
     assert row.next_attempt_at > hub.clock.now
-    first_ids = {o.message_id for o in hub.publisher.published}
 
     assert await dispatch_once(hub.dispatch) == 0  # backing off
     hub.clock.now = row.next_attempt_at
     assert await dispatch_once(hub.dispatch) == 1
-    assert {r.subscriber for r in hub.disclosures()} == IMMEDIATE_FOR_LEARNER
-    # Re-sent copies keep their message ids, so consumers de-duplicate the first two.
-    assert first_ids <= {r.copy_msg_id for r in hub.disclosures()}
+    # The retry sends only the copy that did not leave; each copy is logged once.
+    assert len(hub.publisher.published) == 3
+    assert sorted(r.subscriber for r in hub.disclosures()) == sorted(IMMEDIATE_FOR_LEARNER)
+    assert {r.copy_msg_id for r in hub.disclosures()} == {
+        o.message_id for o in hub.publisher.published
+    }
+    assert await _pending(hub) == 0
+
+
+async def test_a_copy_that_left_stays_logged_when_its_retry_releases_nothing(
+    hub: Pipeline,
+) -> None:
+    """Issue 6 (every disclosure accounted for): the broker confirms two of a row's three
+    copies, then the learner is suppressed before the retry. The retry sends nothing, and
+    the two copies that left are in the disclosure log (before the fix: no row at all)."""
+    assert (await hub.learner_event(LEARNER)).ok
+    hub.publisher.fail_next(1)
+    assert await dispatch_once(hub.dispatch) == 1
+    async with hub.store.transaction() as tx:
+        await suppress(tx, LEARNER.upn, "deceased", actor="ops", now=hub.clock())
+    policy = await load_policy(hub.store, hub.clock())
+    hub.dispatch.policy = lambda: policy.at(hub.clock())
+    (row,) = hub.store.state.outbox.values()
+    hub.clock.now = row.next_attempt_at
+    assert await dispatch_once(hub.dispatch) == 1
+    assert len(hub.publisher.published) == 2  # nothing more left
+    logged = sorted(r.copy_msg_id for r in hub.disclosures())
+    assert logged == sorted(o.message_id for o in hub.publisher.published)
+    assert all(r.subject_refid == LEARNER.refid for r in hub.disclosures())
     assert await _pending(hub) == 0
 
 

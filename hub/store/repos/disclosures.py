@@ -43,6 +43,16 @@ class SqlDisclosures(SqlRepo):
         statement = subject_access_query(upn=upn, refids=sorted(refids), limit=limit)
         return [_disclosure(row) for row in (await self._execute(statement)).all()]
 
+    async def logged(self, copy_msg_ids: Sequence[str]) -> set[str]:
+        """Those of these copies that already have their disclosure row."""
+        found: set[str] = set()
+        for chunk in chunks(copy_msg_ids):
+            query = select(disclosure_table.c.copy_msg_id).where(
+                disclosure_table.c.copy_msg_id.in_(chunk)
+            )
+            found.update((await self._execute(query)).scalars())
+        return found
+
     async def acknowledge(self, copy_msg_ids: Sequence[str], at: datetime) -> int:
         """Record the recipient's acknowledgement; the first one is kept. Returns how many
         rows were newly acknowledged."""
