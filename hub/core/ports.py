@@ -362,7 +362,9 @@ class Metrics(Protocol):
         ...
 
     def released(self, object_name: str, subscriber: str, outcome: str) -> None:
-        """A held copy settled by the releaser: "released" (published) or "dropped"."""
+        """A copy settled outside a routed row: a held copy the releaser "released"
+        (published) or "dropped", or a copy the broker confirmed from a row that failed as
+        a whole ("published"; the row's retry sends only the rest)."""
         ...
 
 

@@ -36,7 +36,7 @@ OTHER, NONE = "other", "none"
 KINDS = frozenset(k.value for k in MessageKind)
 ACTIONS = frozenset(a.value for a in Action)
 OBJECTS = frozenset(CATALOGUE)
-RELEASE_OUTCOMES = frozenset({"released", "dropped"})
+RELEASE_OUTCOMES = frozenset({"released", "dropped", "published"})
 # Request to ack: parsing, validation and one commit; the tail shows a slow database.
 INGEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # POST to publish runs from milliseconds (idle hub) to the backlog bound (an hour).

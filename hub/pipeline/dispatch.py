@@ -247,9 +247,9 @@ async def _settle(
         # (the retry may no longer be entitled to send them): it is logged now, once.
         sent = [disclosure(p.item, r, p.who, at) for p, r in confirmed]
         logged = await tx.disclosures.logged([d.copy_msg_id for d in sent]) if sent else set()
+        left = [d for d in sent if d.copy_msg_id not in logged]
         await tx.disclosures.add(
-            [disclosure(p.item, r, p.who, at) for p in mine for r in p.releases]
-            + [d for d in sent if d.copy_msg_id not in logged]
+            [disclosure(p.item, r, p.who, at) for p in mine for r in p.releases] + left
         )
         await tx.held.add([held_record(p.item, c, at) for p in mine for c in p.held])
         parked = 0
@@ -265,6 +265,8 @@ async def _settle(
         ctx.metrics.routed(p.item, published=subscribers, held=[c.subscriber for c in p.held])
     for item, _ in failed:
         ctx.metrics.route_failed(item)
+    for d in left:  # counted once, like their disclosure rows; the retry sends only the rest
+        ctx.metrics.released(d.object_name, d.subscriber, "published")
     if failed:
         log.warning(
             "dispatch.publish_failed rows=%d parked=%d first_error=%s",

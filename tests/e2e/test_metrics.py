@@ -19,11 +19,12 @@ from prometheus_client.samples import Sample
 from adapters import sample_data as data
 from adapters import sif_messages as m
 from hub import __version__
+from hub.settings import DEV_ADMIN_TOKEN
 from tests.e2e.conftest import REPO, RunningHub, _wait_connected, hub_running
 
 pytestmark = pytest.mark.integration
 
-ADMIN = {"Authorization": "Bearer dev-admin-token"}
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 MONITORING = REPO / "deploy/monitoring"
 # What the alert rules and dashboard read from RabbitMQ's rabbitmq_prometheus plugin
 # (/metrics/per-object, labels vhost and queue); the hub does not export these.
@@ -206,7 +207,7 @@ async def test_metrics_token_when_set(database_url: str, tmp_path: Path) -> None
     async with hub_running(database_url, tmp_path, metrics_token="scrape-secret") as running:
         await _wait_connected(running.hub)
         assert (await running.client.get("/metrics")).status_code == 401
-        wrong = {"Authorization": "Bearer dev-admin-token"}
+        wrong = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
         assert (await running.client.get("/metrics", headers=wrong)).status_code == 401
         samples = await scrape(running, Authorization="Bearer scrape-secret")
         assert total(samples, "sifhub_database_up") == 1

@@ -22,6 +22,7 @@ from hub.api.problems import PROBLEM
 from hub.core.policy import Policy
 from hub.demo import SECRETS
 from hub.pipeline.backlog import BacklogLimits
+from hub.settings import DEV_ADMIN_TOKEN
 from tests.e2e.conftest import RunningHub, _wait_connected, hub_running
 from tests.e2e.hub_process import hub_process, wait_ready
 
@@ -115,9 +116,7 @@ async def test_a_crashed_dispatcher_is_restarted_and_delivers(
         )
         await running.settle()
     assert len(await running.drain("cme", expect=1)) == 1
-    await _until(
-        lambda: _status(running, "/health/ready", 200), "ready again after the restart"
-    )
+    await _until(lambda: _status(running, "/health/ready", 200), "ready again after the restart")
     stats = (await running.admin("GET", "/admin/stats")).json()
     assert stats["tasks"]["dispatch"] == {
         "state": "running",
@@ -147,9 +146,7 @@ async def test_a_task_stopped_outside_shutdown_is_dead(running: RunningHub) -> N
 # --- free disk -------------------------------------------------------------------------
 
 
-async def test_free_disk_below_the_bound_fails_readiness(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_free_disk_below_the_bound_fails_readiness(database_url: str, tmp_path: Path) -> None:
     async with hub_running(database_url, tmp_path, min_free_disk_mb=10**12) as running:
         await _wait_connected(running.hub)
         body = _not_ready(await running.client.get("/health/ready"))
@@ -233,7 +230,7 @@ async def test_a_database_that_refuses_writes_fails_readiness(tmp_path: Path) ->
             assert body["detail"] == "Failing: database"
             # reads still work: the database is there, it just cannot be written
             stats = await hub.client.get(
-                "/admin/stats", headers={"Authorization": "Bearer dev-admin-token"}
+                "/admin/stats", headers={"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
             )
             assert stats.status_code == 200 and stats.json()["received"]
             refused = await agent.send_event(

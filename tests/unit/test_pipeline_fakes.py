@@ -16,7 +16,7 @@ from adapters.school_agent import Ack, read_ack
 from hub.configfile import load_config
 from hub.core import naming
 from hub.core.config import HubConfig
-from hub.core.records import DisclosureRecord
+from hub.core.records import Actor, DisclosureRecord
 from hub.core.schools import SchoolIndex
 from hub.pipeline.agreements import load_policy, suppress, sync_config
 from hub.pipeline.dispatch import DispatchContext, dispatch_once
@@ -171,7 +171,7 @@ async def test_a_copy_that_left_stays_logged_when_its_retry_releases_nothing(
     hub.publisher.fail_next(1)
     assert await dispatch_once(hub.dispatch) == 1
     async with hub.store.transaction() as tx:
-        await suppress(tx, LEARNER.upn, "deceased", actor="ops", now=hub.clock())
+        await suppress(tx, LEARNER.upn, "deceased", actor=Actor("ops"), now=hub.clock())
     policy = await load_policy(hub.store, hub.clock())
     hub.dispatch.policy = lambda: policy.at(hub.clock())
     (row,) = hub.store.state.outbox.values()

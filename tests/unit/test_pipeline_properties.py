@@ -63,7 +63,7 @@ from hub.core.config import Agent, HubConfig, School, Subscriber
 from hub.core.envelope import SIF_UK_NS
 from hub.core.identifiers import InvalidIdentifier, learner_id, learner_ids
 from hub.core.ports import Outgoing
-from hub.core.records import AgreementVersionRecord, ApprovalRecord, PupilAccessRecord
+from hub.core.records import Actor, AgreementVersionRecord, ApprovalRecord, PupilAccessRecord
 from hub.core.schools import SchoolIndex
 from hub.pipeline import agreements as service
 from hub.pipeline.agreements import AgreementInvalid, load_policy, parse_agreement
@@ -954,7 +954,11 @@ class Runner:
         async with self.hub.store.transaction() as tx:
             try:
                 await service.add_version(
-                    tx, spec, actor="test", now=self.hub.clock(), paths_of=SCHEMAS.element_paths
+                    tx,
+                    spec,
+                    actor=Actor("test"),
+                    now=self.hub.clock(),
+                    paths_of=SCHEMAS.element_paths,
                 )
             except AgreementInvalid:
                 event("version refused (order, schema)")
@@ -1044,7 +1048,9 @@ class Runner:
             event("invalid UPN refused")
             return
         async with hub.store.transaction() as tx:
-            record = await service.suppress(tx, learner, "deceased", actor="t", now=hub.clock())
+            record = await service.suppress(
+                tx, learner, "deceased", actor=Actor("t"), now=hub.clock()
+            )
         self.model.suppressions[record.id] = canon(raw)
         self.model.ever_suppressed = True
         event("child suppressed")
@@ -1056,7 +1062,9 @@ class Runner:
             return
         sid = sorted(model.suppressions)[index % len(model.suppressions)]
         async with hub.store.transaction() as tx:
-            assert await service.lift_suppression(tx, sid, "error", actor="t", now=hub.clock())
+            assert await service.lift_suppression(
+                tx, sid, "error", actor=Actor("t"), now=hub.clock()
+            )
         del model.suppressions[sid]
         await hub.refresh()
 
@@ -1071,7 +1079,9 @@ class Runner:
             return
         assert not invalid
         async with hub.store.transaction() as tx:
-            await service.set_pupils(tx, agreement, school, access, actor="t", now=hub.clock())
+            await service.set_pupils(
+                tx, agreement, school, access, actor=Actor("t"), now=hub.clock()
+            )
         listed = frozenset(canon(x) for x in text["learners"])
         self.model.pupils[(agreement, school)] = (text["mode"], listed)
         event(f"pupil list {text['mode']}")
@@ -1088,7 +1098,9 @@ class Runner:
             assert valid != raw
             members = learner_ids(valid)
         async with hub.store.transaction() as tx:
-            await service.replace_cohort(tx, recipient, COHORT, members, actor="t", now=hub.clock())
+            await service.replace_cohort(
+                tx, recipient, COHORT, members, actor=Actor("t"), now=hub.clock()
+            )
         self.model.cohorts.pop((recipient, COHORT), None)
         if members:
             self.model.cohorts[(recipient, COHORT)] = frozenset(canon(x) for x in valid)
@@ -1100,7 +1112,7 @@ class Runner:
     async def step_decide(self, agreement: str, decision: str) -> None:
         hub = self.hub
         async with hub.store.transaction() as tx:
-            await service.decide_held(tx, agreement, decision, actor="t", now=hub.clock())
+            await service.decide_held(tx, agreement, decision, actor=Actor("t"), now=hub.clock())
         await hub.refresh()
 
     async def step_version(self, agreement: str, seed: int) -> None:
@@ -1112,7 +1124,7 @@ class Runner:
             return
         approval = ApprovalRecord(agreement, school, version, "Head", hub.clock())
         async with hub.store.transaction() as tx:
-            await service.approve(tx, approval, actor="t", now=hub.clock())
+            await service.approve(tx, approval, actor=Actor("t"), now=hub.clock())
         self.model.approvals.setdefault((agreement, school), set()).add(version)
         await hub.refresh()
 
@@ -1133,7 +1145,7 @@ class Runner:
             return
         async with self.hub.store.transaction() as tx:
             changed = await service.change_lifecycle(
-                tx, agreement, transition, actor="t", now=now, reason="test", days=days
+                tx, agreement, transition, actor=Actor("t"), now=now, reason="test", days=days
             )
         assert changed
         if transition is Transition.GO_LIVE:
@@ -1338,7 +1350,7 @@ async def play(scenario: Scenario) -> Runner:
         spec = parse_agreement(body)
         async with hub.store.transaction() as tx:
             await service.add_version(
-                tx, spec, actor="t", now=hub.clock(), paths_of=SCHEMAS.element_paths
+                tx, spec, actor=Actor("t"), now=hub.clock(), paths_of=SCHEMAS.element_paths
             )
         model.add_version(body)
     for agreement_id in AGREEMENT_IDS[: d.randint(2, len(AGREEMENT_IDS))]:
