@@ -22,6 +22,7 @@ from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
+from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
 from hub.pipeline.retention import RetentionPolicy, run_purger
 from hub.settings import Settings
@@ -91,7 +92,15 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         )
     )
     ingest = IngestContext(
-        store, config, SchoolIndex.of(config), schemas, puller, clock, behind=backlog.over
+        store,
+        config,
+        SchoolIndex.of(config),
+        schemas,
+        puller,
+        clock,
+        behind=backlog.over,
+        max_packets=settings.max_packets,
+        offload=Offload(settings.offload_body_bytes, settings.offload_threads),
     )
     dispatch = DispatchContext(
         store,
