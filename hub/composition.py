@@ -91,6 +91,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
             max_age_seconds=settings.outbox_max_age_seconds,
         )
     )
+    offload = Offload(settings.offload_body_bytes, settings.offload_threads)
     ingest = IngestContext(
         store,
         config,
@@ -100,7 +101,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         clock,
         behind=backlog.over,
         max_packets=settings.max_packets,
-        offload=Offload(settings.offload_body_bytes, settings.offload_threads),
+        offload=offload,
     )
     dispatch = DispatchContext(
         store,
@@ -113,6 +114,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         uncovered_days=settings.retention_uncovered_days,
         identity_hold_days=settings.identity_hold_days,
         max_attempts=settings.outbox_max_attempts,
+        offload=offload,
     )
     hub = Hub(
         settings=settings,

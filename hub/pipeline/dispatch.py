@@ -25,6 +25,7 @@ from hub.core.policy import Copy, Item, Policy, decide
 from hub.core.ports import BrokerUnavailable, Outgoing, Publisher, Store, StoreUnavailable, Tx
 from hub.core.records import DisclosureRecord, HeldRecord, OutboxRecord
 from hub.core.retry import RetryPolicy, compute_backoff
+from hub.pipeline.offload import Offload
 from hub.sif.build import copy_msg_id, event_copy
 from hub.sif.facts import values_at
 from hub.sif.filter import apply_filter, released_paths
@@ -53,6 +54,9 @@ class DispatchContext:
     # A row failing this often for a reason of its own (not the broker being away) is
     # parked: set aside until ops re-drive it.
     max_attempts: int = 10
+    # Planning a batch (parse, decide, filter each copy) holding large objects runs in a
+    # worker thread, bounded like ingest's parsing (the same Offload in a composed hub).
+    offload: Offload = field(default_factory=Offload)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +190,10 @@ async def dispatch_once(ctx: DispatchContext) -> int:
     if not items:
         return 0
     policy = ctx.policy()
-    planned = [plan(i, policy, who[i.id], ctx.queue_prefix) for i in items]
+    size = sum(len(i.object_xml) for i in items)
+    planned = await ctx.offload.run(
+        size, lambda: [plan(i, policy, who[i.id], ctx.queue_prefix) for i in items]
+    )
     outgoing = [r.outgoing for p in planned for r in p.releases]
     results = await ctx.publisher.publish_batch(outgoing) if outgoing else []
     await _settle(ctx, planned, results)
