@@ -311,11 +311,16 @@ async def _event(ctx: _Ctx) -> bytes:
     header = read_header(ctx.sniffed.body)
     event = read_event(ctx.sniffed.body)
     message_id = uuid.uuid4().hex
+    object_xml = await ctx.hub.offload.run(
+        len(ctx.incoming.body), lambda: etree.tostring(event.element, encoding="UTF-8")
+    )
     async with ctx.hub.store.transaction() as tx:
         await _registered(ctx, tx)
         if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        item = await _outbox_item(ctx, tx, message_id, 0, event.element, event.action)
+        item = await _outbox_item(
+            ctx, tx, message_id, 0, event.element, event.action, object_xml=object_xml
+        )
         record = _message_record(
             ctx,
             message_id,
@@ -345,10 +350,17 @@ async def _event(ctx: _Ctx) -> bytes:
 
 
 async def _outbox_item(
-    ctx: _Ctx, tx: Tx, message_id: str, seq: int, element: etree._Element, action: Action
+    ctx: _Ctx,
+    tx: Tx,
+    message_id: str,
+    seq: int,
+    element: etree._Element,
+    action: Action,
+    *,
+    object_xml: bytes | None = None,
 ) -> OutboxRecord | None:
     """Resolve the object's learner and check its school, learn what the object shows,
-    and make its outbox row."""
+    and make its outbox row (`object_xml`: the element already serialized, off the loop)."""
     name = etree.QName(element).localname
     spec = CATALOGUE.get(name)
     if spec is None:
@@ -381,7 +393,7 @@ async def _outbox_item(
         schools=routing.schools,
         subject_refid=subject,
         object_refid=object_refid,
-        object_xml=etree.tostring(element, encoding="UTF-8"),
+        object_xml=object_xml or etree.tostring(element, encoding="UTF-8"),
     )
 
 
