@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Self
 
@@ -38,10 +39,13 @@ class Settings(BaseSettings):
     max_packets: int = Field(default=10_000, ge=1, le=2**31 - 1)
     # Failed agent authentication: each agent id and each client address (IPv6: its /64)
     # may fail this many times at once, then once every interval; beyond that 429 with
-    # Retry-After, before argon2 runs. At most this many argon2 checks (64 MiB each) at once.
+    # Retry-After, before argon2 runs. At most this many argon2 checks (64 MiB each) at once
+    # (default half the CPUs, at least 1: a flood never takes every core).
     auth_failure_burst: int = Field(default=10, ge=1)
     auth_failure_interval_seconds: float = Field(default=6.0, gt=0)
-    auth_max_concurrent: int = Field(default=2, ge=1)
+    auth_max_concurrent: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1
+    )
     auth_throttle_max_keys: int = Field(default=100_000, ge=100)
     dispatch_batch: int = 200
     dispatch_idle_seconds: float = 0.05
