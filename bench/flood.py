@@ -13,8 +13,9 @@ agent and the health probe.
    after.
 2. Large bodies: N valid LearnerPersonal Add events of about B MB each (one learner with a
    long OtherPhoneNumberList) posted at once, while /health/live is probed every 20 ms.
-   Printed: /health/live latency p50 / max, the acks, and the hub's RSS before, at its
-   peak, once the posts are answered and 30 s later.
+   Printed: /health/live latency p50 / max, the acks, how long routing took after the
+   last answer (outbox empty in /admin/stats, at most --drain-seconds), and the hub's RSS
+   before, at its peak, once the posts are answered and 5 s after routing.
 
     .venv/bin/python bench/flood.py                       # both, defaults below
     .venv/bin/python bench/flood.py --skip-large --flood-seconds 30
@@ -63,6 +64,7 @@ from hub.demo import SECRETS
 AGENT = "hilltop-mis"
 HILLTOP = "8302001"
 ZONE = "derbyshire"
+ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
 
 # -- the hub process and its memory ------------------------------------------------------
@@ -229,6 +231,18 @@ async def case_flood(
     ]
 
 
+async def wait_routed(client: httpx.AsyncClient, seconds: float) -> str:
+    """Seconds until /admin/stats shows nothing pending, or that it did not drain."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        with contextlib.suppress(httpx.HTTPError):
+            stats = await client.get("/admin/stats", headers=ADMIN)
+            if stats.status_code == 200 and stats.json().get("pending") == 0:
+                return f"{time.perf_counter() - began:.0f} s after the last answer"
+        await asyncio.sleep(1)
+    return f"not within {seconds:.0f} s (RSS taken then)"
+
+
 def large_body(megabytes: float) -> bytes:
     learner = next(p for p in data.make_learners(9) if p.school.laestab == HILLTOP)
     xml = data.learner_personal(learner)
@@ -238,7 +252,9 @@ def large_body(megabytes: float) -> bytes:
     return m.event(AGENT, "LearnerPersonal", "Add", xml.replace(phone, many, 1))
 
 
-async def case_large(base: str, pid: int, bodies: int, megabytes: float) -> list[tuple[str, str]]:
+async def case_large(
+    base: str, pid: int, bodies: int, megabytes: float, drain_seconds: float
+) -> list[tuple[str, str]]:
     payloads = [large_body(megabytes) for _ in range(bodies)]
     size = len(payloads[0]) / 1e6
     health: list[float] = []
@@ -277,7 +293,8 @@ async def case_large(base: str, pid: int, bodies: int, megabytes: float) -> list
             await probing
         del payloads
         after = rss_mb(pid)
-        await asyncio.sleep(30)
+        drained = await wait_routed(prober, drain_seconds)
+        await asyncio.sleep(5)
         later = rss_mb(pid)
     acks = Counter(
         "ok" if a.ok else f"{a.http_status} {a.error_category}/{a.error_code}"
@@ -294,8 +311,9 @@ async def case_large(base: str, pid: int, bodies: int, megabytes: float) -> list
             "/health/live meanwhile p50 / max",
             f"{h.p50 * 1e3:.1f} / {h.max * 1e3:.1f} ms ({h.count} probes)",
         ),
+        ("all routed (outbox empty) after", drained),
         (
-            "hub RSS before / peak / answered / 30 s later",
+            "hub RSS before / peak / answered / 5 s after routed",
             f"{before:.0f} / {peak.peak:.0f} / {after:.0f} / {later:.0f} MB",
         ),
     ]
@@ -323,7 +341,9 @@ async def main(args: argparse.Namespace) -> None:
             if not args.skip_flood:
                 rows += await case_flood(base, hub.pid, args.flood_seconds, args.concurrency)
             if not args.skip_large:
-                rows += await case_large(base, hub.pid, args.bodies, args.body_mb)
+                rows += await case_large(
+                    base, hub.pid, args.bodies, args.body_mb, args.drain_seconds
+                )
         finally:
             hub.send_signal(signal.SIGINT)
             try:
@@ -347,6 +367,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--bodies", type=int, default=20)
     parser.add_argument("--body-mb", type=float, default=9.9)
+    parser.add_argument(
+        "--drain-seconds", type=float, default=300.0, help="wait this long for routing"
+    )
     parser.add_argument("--skip-flood", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
     return parser
