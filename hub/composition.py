@@ -26,6 +26,7 @@ from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
+from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
 from hub.pipeline.retention import RetentionPolicy, run_purger
 from hub.pipeline.supervise import Supervisor
@@ -98,6 +99,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         )
     )
     metrics = PrometheusMetrics(subscriber_queues(config), __version__)
+    offload = Offload(settings.offload_body_bytes, settings.offload_threads)
     ingest = IngestContext(
         store,
         config,
@@ -107,6 +109,8 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         clock,
         behind=backlog.over,
         metrics=metrics,
+        max_packets=settings.max_packets,
+        offload=offload,
     )
     dispatch = DispatchContext(
         store,
@@ -120,6 +124,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         identity_hold_days=settings.identity_hold_days,
         max_attempts=settings.outbox_max_attempts,
         metrics=metrics,
+        offload=offload,
     )
     stop = asyncio.Event()
     hub = Hub(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from hub.api.app import create_app
+from hub.api.slow_clients import header_deadline_protocol
 from hub.composition import build_hub, start, stop
 from hub.core.config import HubConfig
 from hub.settings import Settings, check_serving
@@ -32,6 +33,13 @@ async def serve(settings: Settings, config: HubConfig) -> None:
             ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
             lifespan="off",
             access_log=False,
+            # idle and slow clients (README, "Limits under hostile load")
+            http=header_deadline_protocol(
+                settings.http_header_timeout_seconds, settings.http_max_header_bytes
+            ),
+            timeout_keep_alive=settings.http_keep_alive_seconds,
+            limit_concurrency=settings.http_limit_concurrency,
+            backlog=settings.http_backlog,
         )
     )
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -34,9 +35,38 @@ class Settings(BaseSettings):
     config: Path | None = None
     admin_token: str = DEV_ADMIN_TOKEN
     max_body_bytes: int = 10 * 1024 * 1024
+    # A body of at least offload_body_bytes is parsed and validated in a worker thread, at
+    # most offload_threads at once (others wait), so the event loop keeps answering.
+    offload_body_bytes: int = Field(default=256 * 1024, ge=0)
+    offload_threads: int = Field(default=2, ge=1)
+    # Most packets one SIF_Response may have; a higher SIF_PacketNumber is refused 8/12.
+    # At most 2**31 - 1: packet numbers are stored in a 32-bit column.
+    max_packets: int = Field(default=10_000, ge=1, le=2**31 - 1)
+    # Failed agent authentication: each agent id and each client address (IPv6: its /64)
+    # may fail this many times at once, then once every interval; beyond that 429 with
+    # Retry-After, before argon2 runs. At most this many argon2 checks (64 MiB each) at once
+    # (default half the CPUs, at least 1: a flood never takes every core).
+    auth_failure_burst: int = Field(default=10, ge=1)
+    auth_failure_interval_seconds: float = Field(default=6.0, gt=0)
+    auth_max_concurrent: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1
+    )
+    auth_throttle_max_keys: int = Field(default=100_000, ge=100)
     dispatch_batch: int = 200
     dispatch_idle_seconds: float = 0.05
     publish_timeout_seconds: float = 10.0
+    # Idle and slow clients: a connection must complete its request headers (at most
+    # http_max_header_bytes) within http_header_timeout_seconds of opening or of its first
+    # byte after a response, and the body within http_body_timeout_seconds (else 408); an
+    # idle kept-alive connection is closed after http_keep_alive_seconds; beyond
+    # http_limit_concurrency open connections uvicorn answers 503; http_backlog is the
+    # listen queue.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    http_body_timeout_seconds: float = Field(default=120.0, gt=0)
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    http_limit_concurrency: int = Field(default=1000, ge=10)
+    http_backlog: int = Field(default=2048, ge=1)
     host: str = "127.0.0.1"
     port: int = 8080
     ssl_certfile: Path | None = None

@@ -18,6 +18,8 @@ from hub.api import (
     sif_routes,
 )
 from hub.api.auth import AgentAuthenticator
+from hub.api.slow_clients import BodyDeadline
+from hub.api.throttle import FailureThrottle, Limit
 from hub.composition import Hub
 
 
@@ -28,8 +30,17 @@ def create_app(hub: Hub) -> FastAPI:
         description="Routes SIF UK data from schools to LA services per agreement.",
     )
     app.state.hub = hub
-    app.state.authenticator = AgentAuthenticator(hub.config)
+    settings = hub.settings
+    app.state.authenticator = AgentAuthenticator(
+        hub.config,
+        FailureThrottle(
+            Limit(settings.auth_failure_burst, settings.auth_failure_interval_seconds),
+            max_keys=settings.auth_throttle_max_keys,
+        ),
+        max_concurrent=settings.auth_max_concurrent,
+    )
     problems.install(app)
+    app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(metrics_routes.router, tags=["Operations"])

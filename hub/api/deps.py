@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from hub.api.auth import AgentAuthenticator
+from hub.api.auth import AgentAuthenticator, Throttled
 from hub.api.problems import Problem
+from hub.api.throttle import client_network, retry_after_header
 from hub.composition import Hub
 from hub.core.config import Agent
 
@@ -26,12 +27,24 @@ def get_authenticator(request: Request) -> AgentAuthenticator:
     return auth
 
 
-def require_agent(
+async def require_agent(
+    request: Request,
     authenticator: Annotated[AgentAuthenticator, Depends(get_authenticator)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Agent:
+    """HTTP-level refusals (401, 429) come before the SIF message is read, as problem+json:
+    there is no authenticated agent to address a SIF_Ack to."""
     user, secret = _basic_credentials(authorization)
-    agent = authenticator.authenticate(user, secret)
+    client = client_network(request.client.host if request.client else None)
+    try:
+        agent = await authenticator.authenticate(user, secret, client)
+    except Throttled as exc:
+        raise Problem(
+            429,
+            "Too many failed authentications",
+            "Wait for Retry-After seconds before trying again",
+            {"Retry-After": retry_after_header(exc.retry_after)},
+        ) from None
     if agent is None:
         raise Problem(401, "Unauthorized", "Unknown agent or wrong secret", _BASIC_CHALLENGE)
     return agent

@@ -36,6 +36,7 @@ from hub.core.ports import (
 )
 from hub.core.records import DisclosureRecord, HeldRecord, OutboxRecord
 from hub.core.retry import RetryPolicy, compute_backoff
+from hub.pipeline.offload import Offload
 from hub.sif.build import copy_msg_id, event_copy
 from hub.sif.facts import values_at
 from hub.sif.filter import apply_filter, released_paths
@@ -65,6 +66,9 @@ class DispatchContext:
     # parked: set aside until ops re-drive it.
     max_attempts: int = 10
     metrics: Metrics = NO_METRICS
+    # Planning a batch (parse, decide, filter each copy) holding large objects runs in a
+    # worker thread, bounded like ingest's parsing (the same Offload in a composed hub).
+    offload: Offload = field(default_factory=Offload)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,7 +202,13 @@ async def dispatch_once(ctx: DispatchContext) -> int:
     if not items:
         return 0
     policy = ctx.policy()
-    planned = await _unsent([plan(i, policy, who[i.id], ctx.queue_prefix) for i in items], ctx)
+    size = sum(len(i.object_xml) for i in items)
+    planned = await _unsent(
+        await ctx.offload.run(
+            size, lambda: [plan(i, policy, who[i.id], ctx.queue_prefix) for i in items]
+        ),
+        ctx,
+    )
     outgoing = [r.outgoing for p in planned for r in p.releases]
     results = await ctx.publisher.publish_batch(outgoing) if outgoing else []
     await _settle(ctx, planned, results)

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lxml import etree
@@ -57,6 +57,7 @@ from hub.core.records import (
     RejectionRecord,
 )
 from hub.core.schools import SchoolIndex, choose_school
+from hub.pipeline.offload import Offload
 from hub.sif import build
 from hub.sif.envelope import (
     Sniffed,
@@ -69,6 +70,7 @@ from hub.sif.envelope import (
     read_register,
     read_response,
     read_system_control,
+    response_objects,
     sniff,
 )
 from hub.sif.facts import ObjectFacts, object_facts
@@ -94,6 +96,10 @@ class IngestContext:
     # Why the hub must not take more work now (routing too far behind), or None.
     behind: Callable[[], str | None] = lambda: None
     metrics: Metrics = NO_METRICS
+    # SIF_PacketNumber above this is refused (8/12) before anything is stored or built.
+    max_packets: int = 10_000
+    # Parsing and validating a large body runs in a worker thread (bounded), off the loop.
+    offload: Offload = field(default_factory=Offload)
 
 
 @dataclass(frozen=True)
@@ -128,41 +134,68 @@ class _Ctx:
 
 async def handle(hub: IngestContext, incoming: Incoming) -> bytes:
     """Answer one agent message with a SIF_Ack (success or SIF_Error); never raises SifError."""
-    version, object_name = "2.4", None
-    source: str | None = incoming.agent.id
-    msg_id: str | None = None
-    sniffed: Sniffed | None = None
     started = time.perf_counter()
+    body = incoming.body
+    read = await hub.offload.run(len(body), lambda: _read(body, hub.schemas))
     try:
-        root = parse_untrusted(incoming.body)
-        source, msg_id = echo_ids(root)
-        object_name = peek_object_name(root)
-        sniffed = sniff(root)
-        version = sniffed.version
-        ctx = _Ctx(hub, incoming, sniffed, root)
-        reply = await _dispatch_kind(ctx)
-        _observe(hub, sniffed, object_name, None, started)
+        if read.error is not None:
+            raise read.error
+        assert read.sniffed is not None and read.root is not None
+        reply = await _dispatch_kind(_Ctx(hub, incoming, read.sniffed, read.root))
+        _observe(hub, read.sniffed, read.object_name, None, started)
         return reply
     except SifError as error:
-        await _record_rejection(hub, incoming, error, object_name)
-        _observe(hub, sniffed, object_name, error, started)
+        await _record_rejection(hub, incoming, error, read.object_name)
+        _observe(hub, read.sniffed, read.object_name, error, started)
         log.info(
             "ingest.refused agent=%s zone=%s msg=%s category=%d code=%d",
             incoming.agent.id,
             incoming.zone,
-            msg_id,
+            read.msg_id,
             error.category,
             error.code,
         )
         return build.ack_error(
-            version, hub.config.source_id, source or incoming.agent.id, msg_id, error
+            read.version,
+            hub.config.source_id,
+            read.source or incoming.agent.id,
+            read.msg_id,
+            error,
         )
+
+
+@dataclass
+class _Read:
+    """What parsing and validation gave; on a refusal, what could be read for the ack."""
+
+    version: str = "2.4"
+    source: str | None = None
+    msg_id: str | None = None
+    object_name: str | None = None
+    root: etree._Element | None = None
+    sniffed: Sniffed | None = None
+    error: SifError | None = None
+
+
+def _read(body: bytes, schemas: Schemas) -> _Read:
+    """Parse (hardened), sniff and validate: CPU only, no I/O, so it may run in a thread."""
+    read = _Read()
+    try:
+        root = parse_untrusted(body)
+        read.source, read.msg_id = echo_ids(root)
+        read.object_name = peek_object_name(root)
+        sniffed = sniff(root)
+        read.version = sniffed.version
+        partial = sniffed.event_action in (Action.CHANGE, Action.DELETE)
+        schemas.validate_message(root, partial=partial)
+        read.root, read.sniffed = root, sniffed
+    except SifError as error:
+        read.error = error
+    return read
 
 
 async def _dispatch_kind(ctx: _Ctx) -> bytes:
     kind = ctx.sniffed.kind
-    partial = ctx.sniffed.event_action in (Action.CHANGE, Action.DELETE)
-    ctx.hub.schemas.validate_message(ctx.root, partial=partial)
     header = read_header(ctx.sniffed.body)
     if header.source_id != ctx.incoming.agent.id:
         raise access_error(
@@ -286,11 +319,16 @@ async def _event(ctx: _Ctx) -> bytes:
     header = read_header(ctx.sniffed.body)
     event = read_event(ctx.sniffed.body)
     message_id = uuid.uuid4().hex
+    object_xml = await ctx.hub.offload.run(
+        len(ctx.incoming.body), lambda: etree.tostring(event.element, encoding="UTF-8")
+    )
     async with ctx.hub.store.transaction() as tx:
         await _registered(ctx, tx)
         if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        item = await _outbox_item(ctx, tx, message_id, 0, event.element, event.action)
+        item = await _outbox_item(
+            ctx, tx, message_id, 0, event.element, event.action, object_xml=object_xml
+        )
         record = _message_record(
             ctx,
             message_id,
@@ -320,10 +358,17 @@ async def _event(ctx: _Ctx) -> bytes:
 
 
 async def _outbox_item(
-    ctx: _Ctx, tx: Tx, message_id: str, seq: int, element: etree._Element, action: Action
+    ctx: _Ctx,
+    tx: Tx,
+    message_id: str,
+    seq: int,
+    element: etree._Element,
+    action: Action,
+    *,
+    object_xml: bytes | None = None,
 ) -> OutboxRecord | None:
     """Resolve the object's learner and check its school, learn what the object shows,
-    and make its outbox row."""
+    and make its outbox row (`object_xml`: the element already serialized, off the loop)."""
     name = etree.QName(element).localname
     spec = CATALOGUE.get(name)
     if spec is None:
@@ -356,7 +401,7 @@ async def _outbox_item(
         schools=routing.schools,
         subject_refid=subject,
         object_refid=object_refid,
-        object_xml=etree.tostring(element, encoding="UTF-8"),
+        object_xml=object_xml or etree.tostring(element, encoding="UTF-8"),
     )
 
 
@@ -407,11 +452,7 @@ async def _response(ctx: _Ctx) -> bytes:
     """Keep each packet; when the last one is in, route every object of every packet."""
     _refuse_if_behind(ctx)
     header = read_header(ctx.sniffed.body)
-    packet = read_response(ctx.sniffed.body)
-    if packet.packet_number < 1:
-        raise response_error(
-            RequestResponse.INVALID_PACKET_NUMBER, "SIF_PacketNumber must be 1 or more"
-        )
+    packet = read_response(ctx.sniffed.body, ctx.hub.max_packets)
     message_id = uuid.uuid4().hex
     agent_id = ctx.incoming.agent.id
     async with ctx.hub.store.transaction() as tx:
@@ -453,10 +494,10 @@ async def _response(ctx: _Ctx) -> bytes:
 
 
 def _complete(packets: list[PacketRecord]) -> bool:
-    last = [p for p in packets if not p.more_packets]
-    return bool(last) and [p.packet_number for p in packets] == list(
-        range(1, last[0].packet_number + 1)
-    )
+    """Every number 1..last is in: judged from the packets present (distinct numbers of 1
+    or more, sorted), never from a range over the number a packet claims."""
+    last = min((p.packet_number for p in packets if not p.more_packets), default=None)
+    return last is not None and len(packets) == last and packets[-1].packet_number == last
 
 
 async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> list[OutboxRecord]:
@@ -465,7 +506,7 @@ async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> lis
         payload = await tx.messages.payload(packet.message_id)
         assert payload is not None
         body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
-        for element in read_response(body).objects:
+        for element in response_objects(body):
             item = await _outbox_item(ctx, tx, packet.message_id, len(items), element, Action.ADD)
             if item is not None:
                 items.append(item)

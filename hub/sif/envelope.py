@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from lxml import etree
 
 from hub.core.envelope import Action, Header, MessageKind, version_supported
-from hub.core.errors import Generic, Xml, generic_error, xml_error
+from hub.core.errors import (
+    Generic,
+    RequestResponse,
+    Xml,
+    generic_error,
+    response_error,
+    xml_error,
+)
 from hub.sif.names import NS, XPATH_NS, local_name, q
 
 _KINDS = {kind.value: kind for kind in MessageKind}
@@ -124,19 +131,43 @@ class ResponsePacket:
     has_error: bool
 
 
-def read_response(body: etree._Element) -> ResponsePacket:
-    objects = [
+def read_response(body: etree._Element, max_packet_number: int) -> ResponsePacket:
+    """A SIF_Response packet; its SIF_PacketNumber must lie in 1..max_packet_number."""
+    return ResponsePacket(
+        request_msg_id=body.findtext(q("SIF_RequestMsgId"), ""),
+        packet_number=packet_number(body.findtext(q("SIF_PacketNumber"), ""), max_packet_number),
+        more_packets=body.findtext(q("SIF_MorePackets"), "No") == "Yes",
+        objects=response_objects(body),
+        has_error=body.find(q("SIF_Error")) is not None,
+    )
+
+
+def response_objects(body: etree._Element) -> list[etree._Element]:
+    return [
         child
         for data in body.iterfind(q("SIF_ObjectData"))
         for child in data.iterchildren(tag=etree.Element)
     ]
-    return ResponsePacket(
-        request_msg_id=body.findtext(q("SIF_RequestMsgId"), ""),
-        packet_number=int(body.findtext(q("SIF_PacketNumber"), "0")),
-        more_packets=body.findtext(q("SIF_MorePackets"), "No") == "Yes",
-        objects=objects,
-        has_error=body.find(q("SIF_Error")) is not None,
-    )
+
+
+def packet_number(text: str, limit: int) -> int:
+    """SIF_PacketNumber as an int in 1..limit, else SIF 8/12. The digits are checked before
+    int() so no value (a 64-bit overflow, 5,000 digits) costs more than its length; a
+    refusal is final: the same packet would be refused again, so it must not be re-sent."""
+    digits = text.strip()
+    significant = digits.lstrip("0")
+    if not (digits.isascii() and digits.isdigit() and significant):
+        raise response_error(
+            RequestResponse.INVALID_PACKET_NUMBER,
+            "SIF_PacketNumber must be a whole number of 1 or more; do not send this packet again",
+        )
+    if len(significant) > len(str(limit)) or int(significant) > limit:
+        raise response_error(
+            RequestResponse.INVALID_PACKET_NUMBER,
+            f"SIF_PacketNumber is above this hub's limit of {limit} packets per response; "
+            "do not send this packet again: send the response in fewer, larger packets",
+        )
+    return int(significant)
 
 
 @dataclass(frozen=True)

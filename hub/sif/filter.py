@@ -26,6 +26,9 @@ def _prune(parent: etree._Element, path: Path, flt: PathFilter) -> None:
         child_path = (*path, local_name(child.tag))
         verdict = flt.verdict(child_path)
         if verdict is Verdict.DROP or not _item_kept(child, child_path, flt):
+            # emptied first: lxml re-homes every node of a removed subtree one by one, in
+            # time quadratic in its size (seconds for a 10 MB object); freeing is linear
+            child.clear()
             parent.remove(child)
         elif verdict is Verdict.DESCEND:
             _prune(child, child_path, flt)
