@@ -26,6 +26,7 @@ from hub.pipeline.release import run_releaser
 from hub.pipeline.retention import RetentionPolicy, run_purger
 from hub.settings import Settings
 from hub.sif.schemas import Schemas, load_schemas
+from hub.store.engine import PoolSettings
 from hub.store.store import SqlStore, open_store
 
 log = logging.getLogger("hub")
@@ -77,7 +78,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     """Open the database (migrating it) and the broker; a broker that is down is retried in
     the background while agents keep being acked from the outbox."""
     schemas = load_schemas()
-    store = await open_store(settings.resolved_database_url())
+    store = await open_store(settings.resolved_database_url(), pool=pool_settings(settings))
     publisher = AmqpPublisher(
         settings.amqp_url, timeout=settings.publish_timeout_seconds, prefix=config.queue_prefix
     )
@@ -90,9 +91,6 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
             max_age_seconds=settings.outbox_max_age_seconds,
         )
     )
-    ingest = IngestContext(
-        store, config, SchoolIndex.of(config), schemas, puller, clock, behind=backlog.over
-    )
     dispatch = DispatchContext(
         store,
         publisher,
@@ -100,10 +98,21 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         config.queue_prefix,
         batch=settings.dispatch_batch,
         idle_seconds=settings.dispatch_idle_seconds,
+        idle_max_seconds=settings.dispatch_idle_max_seconds,
         clock=clock,
         uncovered_days=settings.retention_uncovered_days,
         identity_hold_days=settings.identity_hold_days,
         max_attempts=settings.outbox_max_attempts,
+    )
+    ingest = IngestContext(
+        store,
+        config,
+        SchoolIndex.of(config),
+        schemas,
+        puller,
+        clock,
+        behind=backlog.over,
+        routed=dispatch.wake.set,
     )
     hub = Hub(
         settings=settings,
@@ -144,6 +153,15 @@ async def start(hub: Hub) -> None:
         hub.settings.purge_interval_seconds,
     )
     hub.tasks.append(asyncio.create_task(purger, name="purge"))
+
+
+def pool_settings(settings: Settings) -> PoolSettings:
+    return PoolSettings(
+        size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        recycle_seconds=settings.db_pool_recycle_seconds,
+        pre_ping=settings.db_pool_pre_ping,
+    )
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:

@@ -19,6 +19,7 @@ async def serve(settings: Settings, config: HubConfig) -> None:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            http=settings.http_parser,
             ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
             ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
             lifespan="off",

@@ -26,12 +26,26 @@ class Settings(BaseSettings):
     amqp_provision_users: bool = Field(
         default=True, description="give each subscriber its own read-only broker user"
     )
+    # PostgreSQL connection pool (hub.store.engine.PoolSettings): kept open for the hub's
+    # concurrency (requests in flight plus ~5 background tasks), overflow for bursts.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_recycle_seconds: float = Field(default=1800.0, gt=0)
+    db_pool_pre_ping: bool = True
     config: Path | None = None
     admin_token: str = DEV_ADMIN_TOKEN
     max_body_bytes: int = 10 * 1024 * 1024
     dispatch_batch: int = 200
-    dispatch_idle_seconds: float = 0.05
+    # The dispatcher is woken at once by new work in this process; it also polls the outbox
+    # (other hub processes' work, retries coming due), backing off from the first value to
+    # the second while there is nothing to route.
+    dispatch_idle_seconds: float = Field(default=0.05, gt=0)
+    dispatch_idle_max_seconds: float = Field(default=1.0, gt=0)
     publish_timeout_seconds: float = 10.0
+    # `hub serve`'s event loop and HTTP parser (uvicorn): uvloop and httptools measured
+    # cheaper per request than asyncio's loop and h11 (README, Performance).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    http_parser: Literal["httptools", "h11"] = "httptools"
     host: str = "127.0.0.1"
     port: int = 8080
     ssl_certfile: Path | None = None

@@ -90,6 +90,8 @@ class IngestContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # Why the hub must not take more work now (routing too far behind), or None.
     behind: Callable[[], str | None] = lambda: None
+    # Told after a commit that gave routing new work (wakes the dispatcher at once).
+    routed: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,8 @@ async def _event(ctx: _Ctx) -> bytes:
                 "refid": event.element.get("RefId"),
             },
         )
+    if item is not None:
+        ctx.hub.routed()
     return ctx.ok()
 
 
@@ -427,7 +431,8 @@ async def _response(ctx: _Ctx) -> bytes:
         )
         await tx.registrations.add_packet(this)
         packets = sorted([*earlier, this], key=lambda p: p.packet_number)
-        if _complete(packets):
+        complete = _complete(packets)
+        if complete:
             await tx.outbox.add(await _response_items(ctx, tx, packets))
         await _audit(
             ctx,
@@ -437,9 +442,11 @@ async def _response(ctx: _Ctx) -> bytes:
                 "message_id": message_id,
                 "request": packet.request_msg_id,
                 "packet": packet.packet_number,
-                "complete": _complete(packets),
+                "complete": complete,
             },
         )
+    if complete:
+        ctx.hub.routed()
     return ctx.ok()
 
 
