@@ -399,26 +399,32 @@ async def start_hub(args: argparse.Namespace, tmp: Path, db_url: str, amqp_url: 
     command = [*shlex.split(args.hub_cmd), "serve", "--config", str(config_path)]
     process = _spawn([*command, "--port", str(port)], env, log)
     hub = Hub(process, f"http://127.0.0.1:{port}", amqp_url, config, log)
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=hub.base_url, timeout=5) as client:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"hub exited ({process.returncode}): {log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/health/ready")).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"hub not ready in 60 s: {log.read_text()[-2000:]}")
-            await asyncio.sleep(0.2)
-        zone = config["zones"][0]
-        for agent in config["agents"]:
-            register = SchoolAgent(client, zone, agent["id"], SECRETS[agent["id"]])
-            for laestab in agent.get("schools") or []:
-                hub.agents[str(laestab)] = agent["id"]
-            ack = await register.register("Push")
-            if not ack.ok:
-                raise RuntimeError(f"register {agent['id']} refused: {ack.desc}")
-        hub.receivers = await _find_receivers(hub, client, zone)
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient(base_url=hub.base_url, timeout=5) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"hub exited ({process.returncode}): {log.read_text()[-2000:]}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/health/ready")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"hub not ready in 60 s: {log.read_text()[-2000:]}")
+                await asyncio.sleep(0.2)
+            zone = config["zones"][0]
+            for agent in config["agents"]:
+                register = SchoolAgent(client, zone, agent["id"], SECRETS[agent["id"]])
+                for laestab in agent.get("schools") or []:
+                    hub.agents[str(laestab)] = agent["id"]
+                ack = await register.register("Push")
+                if not ack.ok:
+                    raise RuntimeError(f"register {agent['id']} refused: {ack.desc}")
+            hub.receivers = await _find_receivers(hub, client, zone)
+    except BaseException:
+        stop_hub(hub)  # a hub that failed to start is not left running
+        raise
     return hub
 
 
