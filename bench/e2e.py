@@ -67,6 +67,7 @@ PUPILS_PER_SCHOOL = 300  # a roll of 900 pupils; two sessions a day each
 CODES = "////////////\\\\\\\\LIMNCUB"  # mostly present, some late/ill/unauthorised
 SPAWN = mp.get_context("spawn")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+GRACE_SECONDS = 10.0  # open loop: how long after its last send a loader waits for acks
 
 
 # -- the load: realistic attendance marks ------------------------------------------------
@@ -181,7 +182,16 @@ async def _load(plan: LoadPlan, start_at: Any, ready: Any) -> list[tuple[str, fl
                     break
                 await asyncio.sleep(max(0.0, at - time.monotonic()))
                 tasks.append(asyncio.create_task(post(item, at)))
-            await asyncio.gather(*tasks)
+            # A hub far behind would keep the run going for minutes: what is not acked
+            # GRACE_SECONDS after the last send is given up, as an agent's timeout would.
+            _, late = await asyncio.wait(
+                tasks, timeout=max(0.1, end + GRACE_SECONDS - time.monotonic())
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            given_up = len(late)
+            records.extend(("", 0.0, 0.0, "given up: no ack in time") for _ in range(given_up))
     return records
 
 
@@ -553,7 +563,9 @@ def _start_consumer(
 ) -> tuple[Any, Any, Path]:  # (process, control queue, out)
     control, ready = SPAWN.Queue(), SPAWN.Event()
     out = tmp / f"consume-{uuid.uuid4().hex[:6]}.pickle"
-    process = SPAWN.Process(target=consume_process, args=(plan, control, ready, str(out)))
+    process = SPAWN.Process(
+        target=consume_process, args=(plan, control, ready, str(out)), daemon=True
+    )
     process.start()
     if not ready.wait(30):
         process.kill()
@@ -623,7 +635,7 @@ async def run_hub_phase(
     outs = [tmp / f"load-{run}-{i}.pickle" for i in range(procs)]
     ready = [SPAWN.Event() for _ in plans]
     loaders = [
-        SPAWN.Process(target=load_process, args=(plan, start_at, up, str(out)))
+        SPAWN.Process(target=load_process, args=(plan, start_at, up, str(out)), daemon=True)
         for plan, up, out in zip(plans, ready, outs, strict=True)
     ]
     for loader in loaders:
@@ -688,6 +700,7 @@ async def run_raw_phase(
     start_at = SPAWN.Value("d", 0.0)
     out = tmp / "publish.pickle"
     publisher = SPAWN.Process(
+        daemon=True,
         target=publish_process,
         args=(PublishPlan(amqp_url, per_event, args.duration, args.raw_window), start_at, str(out)),
     )
@@ -826,7 +839,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefetch", type=int, default=200, help="consumer prefetch")
     parser.add_argument("--ack-every", type=int, default=50, help="acks batched (multiple=True)")
     parser.add_argument("--raw-window", type=int, default=1000, help="raw copies unconfirmed")
-    parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for copies")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for copies")
     parser.add_argument("--hub-cmd", default=default_hub, help="the hub command to measure")
     parser.add_argument(
         "--hub-env", action="append", default=[], metavar="K=V", help="extra hub environment"
