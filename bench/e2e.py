@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -798,7 +798,10 @@ def report(args: argparse.Namespace, versions: dict[str, str], phases: list[Phas
             line += f", {p.duplicates} duplicate deliveries"
         print(line)
         if p.errors:
-            print(f"    refused/failed {len(p.errors)}; first: {p.errors[0][:200]}")
+            kinds = Counter(e.split(":")[0][:80] for e in p.errors).most_common(3)
+            print(
+                f"    refused/failed {len(p.errors)}: " + "; ".join(f"{n} x {k}" for k, n in kinds)
+            )
         for lost in p.lost:
             print(f"    ! {lost}: figures void")
         if p.backends:
