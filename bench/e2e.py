@@ -511,7 +511,8 @@ class Backends:
 async def sample_backends(admin: Any, database: str, into: Backends, stop: asyncio.Event) -> None:
     while not stop.is_set():
         pids = await admin.fetchval(
-            "SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity WHERE datname = $1",
+            "SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
             database,
         )
         into.pids.update(pids)
