@@ -116,7 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
     from hub.pipeline.agreements import AgreementInvalid
 
     try:
-        asyncio.run(serve(settings, config))
+        with _runner(settings) as runner:
+            runner.run(serve(settings, config))
     except AgreementInvalid as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
@@ -124,6 +125,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"hub: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _runner(settings: Settings) -> asyncio.Runner:
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.Runner()
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from hub.pipeline.retention import RetentionPolicy, run_purger
 from hub.pipeline.supervise import Supervisor
 from hub.settings import Settings
 from hub.sif.schemas import Schemas, load_schemas
+from hub.store.engine import PoolSettings
 from hub.store.store import SqlStore, open_store
 
 log = logging.getLogger("hub")
@@ -85,7 +86,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     """Open the database (migrating it) and the broker; a broker that is down is retried in
     the background while agents keep being acked from the outbox."""
     schemas = load_schemas()
-    store = await open_store(settings.resolved_database_url())
+    store = await open_store(settings.resolved_database_url(), pool=pool_settings(settings))
     publisher = AmqpPublisher(
         settings.amqp_url, timeout=settings.publish_timeout_seconds, prefix=config.queue_prefix
     )
@@ -100,6 +101,21 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     )
     metrics = PrometheusMetrics(subscriber_queues(config), __version__)
     offload = Offload(settings.offload_body_bytes, settings.offload_threads)
+    dispatch = DispatchContext(
+        store,
+        publisher,
+        policies.current,
+        config.queue_prefix,
+        batch=settings.dispatch_batch,
+        idle_seconds=settings.dispatch_idle_seconds,
+        idle_max_seconds=settings.dispatch_idle_max_seconds,
+        clock=clock,
+        uncovered_days=settings.retention_uncovered_days,
+        identity_hold_days=settings.identity_hold_days,
+        max_attempts=settings.outbox_max_attempts,
+        metrics=metrics,
+        offload=offload,
+    )
     ingest = IngestContext(
         store,
         config,
@@ -108,22 +124,9 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         puller,
         clock,
         behind=backlog.over,
+        routed=dispatch.wake.set,
         metrics=metrics,
         max_packets=settings.max_packets,
-        offload=offload,
-    )
-    dispatch = DispatchContext(
-        store,
-        publisher,
-        policies.current,
-        config.queue_prefix,
-        batch=settings.dispatch_batch,
-        idle_seconds=settings.dispatch_idle_seconds,
-        clock=clock,
-        uncovered_days=settings.retention_uncovered_days,
-        identity_hold_days=settings.identity_hold_days,
-        max_attempts=settings.outbox_max_attempts,
-        metrics=metrics,
         offload=offload,
     )
     stop = asyncio.Event()
@@ -182,6 +185,15 @@ async def start(hub: Hub) -> None:
             hub.stop,
             hub.settings.purge_interval_seconds,
         ),
+    )
+
+
+def pool_settings(settings: Settings) -> PoolSettings:
+    return PoolSettings(
+        size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        recycle_seconds=settings.db_pool_recycle_seconds,
+        pre_ping=settings.db_pool_pre_ping,
     )
 
 

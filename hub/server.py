@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from hub.api.app import create_app
-from hub.api.slow_clients import header_deadline_protocol
+from hub.api.slow_clients import HeaderDeadline, header_deadline_protocol
 from hub.composition import build_hub, start, stop
 from hub.core.config import HubConfig
 from hub.settings import Settings, check_serving
@@ -21,6 +21,15 @@ async def serve(settings: Settings, config: HubConfig) -> None:
     """Until SIGTERM or SIGINT: then uvicorn finishes the requests in flight, and the hub
     stops its background tasks, closes the broker and checkpoints the database."""
     check_serving(settings)  # before touching anything: UnsafeToServe says why not
+    # The header deadline is built on httptools' protocol; h11 (HUB_HTTP_PARSER=h11) goes
+    # without it and relies on a reverse proxy's client timeouts.
+    http: type[HeaderDeadline] | str = (
+        header_deadline_protocol(
+            settings.http_header_timeout_seconds, settings.http_max_header_bytes
+        )
+        if settings.http_parser == "httptools"
+        else "h11"
+    )
     hub = await build_hub(settings, config)
     await start(hub)
     server = uvicorn.Server(
@@ -29,14 +38,12 @@ async def serve(settings: Settings, config: HubConfig) -> None:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            http=http,
             ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
             ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
             lifespan="off",
             access_log=False,
             # idle and slow clients (README, "Limits under hostile load")
-            http=header_deadline_protocol(
-                settings.http_header_timeout_seconds, settings.http_max_header_bytes
-            ),
             timeout_keep_alive=settings.http_keep_alive_seconds,
             limit_concurrency=settings.http_limit_concurrency,
             backlog=settings.http_backlog,

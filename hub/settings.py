@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     amqp_provision_users: bool = Field(
         default=True, description="give each subscriber its own read-only broker user"
     )
+    # PostgreSQL connection pool (hub.store.engine.PoolSettings): kept open for the hub's
+    # concurrency (requests in flight plus ~5 background tasks), overflow for bursts.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_recycle_seconds: float = Field(default=1800.0, gt=0)
+    db_pool_pre_ping: bool = True
     config: Path | None = None
     admin_token: str = DEV_ADMIN_TOKEN
     max_body_bytes: int = 10 * 1024 * 1024
@@ -53,7 +59,11 @@ class Settings(BaseSettings):
     )
     auth_throttle_max_keys: int = Field(default=100_000, ge=100)
     dispatch_batch: int = 200
-    dispatch_idle_seconds: float = 0.05
+    # The dispatcher is woken at once by new work in this process; it also polls the outbox
+    # (other hub processes' work, retries coming due), backing off from the first value to
+    # the second while there is nothing to route.
+    dispatch_idle_seconds: float = Field(default=0.05, gt=0)
+    dispatch_idle_max_seconds: float = Field(default=1.0, gt=0)
     publish_timeout_seconds: float = 10.0
     # Idle and slow clients: a connection must complete its request headers (at most
     # http_max_header_bytes) within http_header_timeout_seconds of opening or of its first
@@ -67,6 +77,10 @@ class Settings(BaseSettings):
     http_keep_alive_seconds: int = Field(default=5, ge=1)
     http_limit_concurrency: int = Field(default=1000, ge=10)
     http_backlog: int = Field(default=2048, ge=1)
+    # `hub serve`'s event loop and HTTP parser (uvicorn): uvloop and httptools measured
+    # cheaper per request than asyncio's loop and h11 (README, Performance).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    http_parser: Literal["httptools", "h11"] = "httptools"
     host: str = "127.0.0.1"
     port: int = 8080
     ssl_certfile: Path | None = None

@@ -37,7 +37,6 @@ async def post_message(zone: str, request: Request, agent: AgentDep, hub: HubDep
             None,
             system_error("Unexpected error; the message was not accepted"),
         )
-    hub.dispatch.wake.set()
     return Response(reply, media_type=XML)
 
 

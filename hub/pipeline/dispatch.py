@@ -53,7 +53,10 @@ class DispatchContext:
     queue_prefix: str = naming.PREFIX
     batch: int = 200
     lease_seconds: float = 60.0
+    # Poll after an empty claim, doubling up to idle_max_seconds while nothing comes;
+    # `wake` (set by ingest after each commit with new work) ends any wait at once.
     idle_seconds: float = 0.05
+    idle_max_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -294,6 +297,7 @@ def _transient(error: Exception) -> bool:
 async def run_dispatcher(ctx: DispatchContext, stop: asyncio.Event) -> None:
     """Drain the outbox until `stop` is set, backing off while the DB or broker is down."""
     failures = 0
+    idle = ctx.idle_seconds
     while not stop.is_set():
         ctx.wake.clear()  # work arriving from now on must wake the next idle wait
         try:
@@ -305,7 +309,8 @@ async def run_dispatcher(ctx: DispatchContext, stop: asyncio.Event) -> None:
             await sleep_or_wake(ctx.wake, stop, compute_backoff(failures, ctx.retry))
             continue
         if claimed < ctx.batch:
-            await sleep_or_wake(ctx.wake, stop, ctx.idle_seconds)
+            await sleep_or_wake(ctx.wake, stop, idle)
+        idle = min(idle * 2, ctx.idle_max_seconds) if claimed == 0 else ctx.idle_seconds
 
 
 async def sleep_or_wake(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:

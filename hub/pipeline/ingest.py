@@ -100,6 +100,8 @@ class IngestContext:
     max_packets: int = 10_000
     # Parsing and validating a large body runs in a worker thread (bounded), off the loop.
     offload: Offload = field(default_factory=Offload)
+    # Told after a commit that gave routing new work (wakes the dispatcher at once).
+    routed: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,8 @@ async def _event(ctx: _Ctx) -> bytes:
                 "refid": event.element.get("RefId"),
             },
         )
+    if item is not None:
+        ctx.hub.routed()
     return ctx.ok()
 
 
@@ -477,7 +481,8 @@ async def _response(ctx: _Ctx) -> bytes:
         )
         await tx.registrations.add_packet(this)
         packets = sorted([*earlier, this], key=lambda p: p.packet_number)
-        if _complete(packets):
+        complete = _complete(packets)
+        if complete:
             await tx.outbox.add(await _response_items(ctx, tx, packets))
         await _audit(
             ctx,
@@ -487,9 +492,11 @@ async def _response(ctx: _Ctx) -> bytes:
                 "message_id": message_id,
                 "request": packet.request_msg_id,
                 "packet": packet.packet_number,
-                "complete": _complete(packets),
+                "complete": complete,
             },
         )
+    if complete:
+        ctx.hub.routed()
     return ctx.ok()
 
 

@@ -12,6 +12,7 @@ without waiting when another writer committed in between.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,24 @@ SQLITE_PRAGMAS = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PoolSettings:
+    """The PostgreSQL connection pool. Every HTTP request in flight and each background task
+    (dispatch, release, backlog, policy refresh, purge) holds a connection for one
+    transaction: `size` connections stay open for that concurrency and `max_overflow` more
+    are opened for bursts. Overflow connections are closed as they come back, so a pool
+    smaller than the steady concurrency opens and closes a backend per transaction."""
+
+    size: int = 20
+    max_overflow: int = 10
+    # Replace a connection after this long (an idle-connection reaper or PgBouncer
+    # rotation between hub and server must not hand the hub a dead socket).
+    recycle_seconds: float = 1800.0
+    # A round trip per checkout, so a connection the server dropped (restart, failover)
+    # is replaced instead of failing the transaction that drew it.
+    pre_ping: bool = True
+
+
 def normalise_url(url: str) -> URL:
     """Parse `url`, choosing the async driver for plain postgresql:// URLs."""
     parsed = make_url(url)
@@ -46,12 +65,12 @@ def normalise_url(url: str) -> URL:
     return parsed
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool: PoolSettings | None = None) -> AsyncEngine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
-        return _postgres_engine(parsed)
+        return _postgres_engine(parsed, pool or PoolSettings())
     raise ValueError(f"unsupported database URL scheme: {parsed.drivername}")
 
 
@@ -85,10 +104,13 @@ def _sqlite_on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _postgres_engine(url: URL) -> AsyncEngine:
+def _postgres_engine(url: URL, pool: PoolSettings) -> AsyncEngine:
     return create_async_engine(
         url,
-        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=pool.recycle_seconds,
+        pool_pre_ping=pool.pre_ping,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={
             "timeout": PG_CONNECT_TIMEOUT_SECONDS,

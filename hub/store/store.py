@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.store.engine import create_engine
+from hub.store.engine import PoolSettings, create_engine
 from hub.store.errors import StoreUnavailable, unavailable_as_store_error
 from hub.store.migrate import migrate_engine
 from hub.store.tx import SqlTx
@@ -180,9 +180,12 @@ class SqlStore:
                 log.warning("store.checkpoint_incomplete")
 
 
-async def open_store(url: str, *, migrate: bool = True) -> SqlStore:
-    """Build the engine for `url`, upgrade the schema to head unless told not to."""
-    engine = create_engine(url)
+async def open_store(
+    url: str, *, migrate: bool = True, pool: PoolSettings | None = None
+) -> SqlStore:
+    """Build the engine for `url` (`pool`: PostgreSQL's connection pool), upgrade the
+    schema to head unless told not to."""
+    engine = create_engine(url, pool)
     if migrate:
         try:
             await migrate_engine(engine)

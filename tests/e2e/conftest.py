@@ -129,10 +129,8 @@ async def hub_running(
         data_dir=data_dir,
         database_url=database_url,
         amqp_url=amqp_url,
-        dispatch_idle_seconds=0.02,
-        publish_timeout_seconds=3,
         amqp_provision_users=provision_users,
-        **settings_overrides,
+        **{"dispatch_idle_seconds": 0.02, "publish_timeout_seconds": 3, **settings_overrides},
     )
     clock = Clock()
     hub = await build_hub(settings, config, clock)

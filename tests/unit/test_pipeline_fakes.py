@@ -4,7 +4,8 @@ The same fakes pass tests/integration/test_store_contract.py against the SQL sto
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hub.core.config import HubConfig
 from hub.core.records import Actor, DisclosureRecord
 from hub.core.schools import SchoolIndex
 from hub.pipeline.agreements import load_policy, suppress, sync_config
-from hub.pipeline.dispatch import DispatchContext, dispatch_once
+from hub.pipeline.dispatch import DispatchContext, dispatch_once, run_dispatcher
 from hub.pipeline.ingest import Incoming, IngestContext, handle
 from hub.pipeline.release import release_once
 from hub.sif.schemas import Schemas, load_schemas
@@ -232,3 +233,34 @@ async def test_a_database_outage_is_a_transient_error_and_nothing_is_kept(hub: P
 async def _pending(hub: Pipeline) -> int:
     async with hub.store.transaction() as tx:
         return (await tx.disclosures.stats()).pending
+
+
+async def test_ingest_tells_routing_after_each_commit_that_gave_it_work(hub: Pipeline) -> None:
+    told: list[int] = []
+    hub.ingest = replace(hub.ingest, routed=lambda: told.append(len(hub.store.state.outbox)))
+    msg_id = m.msg_id()
+    assert (await hub.learner_event(LEARNER, msg_id)).ok
+    assert told == [1]  # after the commit: the row is there when the dispatcher looks
+    duplicate = await hub.learner_event(LEARNER, msg_id)  # acknowledged, adds no work
+    assert duplicate.error_category is None and duplicate.status_code == 7
+    assert (await hub.post("hilltop-mis", m.register("hilltop-mis", "Push"))).ok
+    assert told == [1]
+
+
+async def test_the_dispatcher_is_woken_by_ingest_not_by_its_poll(hub: Pipeline) -> None:
+    """An hour-long poll: only the wake-up can route the event."""
+    dispatch = replace(hub.dispatch, idle_seconds=3600.0, idle_max_seconds=3600.0)
+    hub.ingest = replace(hub.ingest, routed=dispatch.wake.set)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_dispatcher(dispatch, stop))
+    try:
+        for _ in range(3):  # the dispatcher finds nothing and settles into its idle wait
+            await asyncio.sleep(0)
+        assert hub.publisher.published == []
+        assert (await hub.learner_event(LEARNER)).ok
+        async with asyncio.timeout(30):
+            while hub.published_to() != sorted(IMMEDIATE_FOR_LEARNER):
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task
