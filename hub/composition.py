@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from adapters.webhook import SecretBox, WebhookPusher
+from hub.amqp.deliveries import AmqpDeliveries
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
@@ -20,6 +22,7 @@ from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
 from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
+from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.release import run_releaser
@@ -66,6 +69,10 @@ class Hub:
     schemas: Schemas
     clock: Clock
     backlog: BacklogGauge
+    secrets: SecretBox
+    pusher: WebhookPusher
+    push: PushContext
+    deliveries: AmqpDeliveries
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -105,7 +112,19 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         identity_hold_days=settings.identity_hold_days,
         max_attempts=settings.outbox_max_attempts,
     )
+    secrets = SecretBox(settings.secret_key)
+    pusher = WebhookPusher(secrets)
+    ladder = settings.webhook_ladder()
     hub = Hub(
+        secrets=secrets,
+        pusher=pusher,
+        push=PushContext(store, pusher, ladder, clock),
+        deliveries=AmqpDeliveries(
+            settings.amqp_url,
+            delays_ms=ladder.delays_ms,
+            timeout=settings.publish_timeout_seconds,
+            prefix=config.queue_prefix,
+        ),
         settings=settings,
         config=config,
         store=store,
@@ -144,6 +163,9 @@ async def start(hub: Hub) -> None:
         hub.settings.purge_interval_seconds,
     )
     hub.tasks.append(asyncio.create_task(purger, name="purge"))
+    for subscriber, target in hub.config.webhook_subscribers():
+        pusher = run_webhook(hub.push, hub.deliveries, subscriber.id, target, hub.stop)
+        hub.tasks.append(asyncio.create_task(pusher, name=f"webhook:{subscriber.id}"))
 
 
 def retention_policy(settings: Settings) -> RetentionPolicy:
@@ -222,6 +244,8 @@ async def stop(hub: Hub) -> None:
     for task in hub.tasks:
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, timeout=10)
+    await hub.deliveries.close()
+    await hub.pusher.close()
     await hub.puller.close()
     await hub.publisher.close()
     await hub.store.close()

@@ -8,7 +8,10 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.core.retry import RetryLadder
+
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - refused outside development
+DEV_SECRET_KEY = "dev-secret-key"  # noqa: S105 - refused outside development
 
 
 class Settings(BaseSettings):
@@ -50,12 +53,34 @@ class Settings(BaseSettings):
     # Backpressure: above either bound agents' events are refused 11/1 (send again later).
     outbox_max_backlog: int = Field(default=100_000, ge=1)
     outbox_max_age_seconds: float = Field(default=3600.0, gt=0)
+    # Seals secrets the hub must use in clear (webhook signing secrets) in the database.
+    # Changing it makes issued secrets unreadable: issue them again.
+    secret_key: str = DEV_SECRET_KEY
+    # Webhook push: a failed attempt n waits retry_delays[n-1] (the last repeating) in a
+    # fixed-delay retry queue; after max_attempts attempts the copy is dead-lettered.
+    webhook_retry_delays_seconds: list[float] = Field(
+        default=[10.0, 60.0, 600.0, 3600.0], min_length=1
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1)
 
     @model_validator(mode="after")
     def _no_unsafe_defaults(self) -> Self:
         if self.env == "production" and self.admin_token == DEV_ADMIN_TOKEN:
             raise ValueError("HUB_ADMIN_TOKEN must be set in production")
+        if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
+            raise ValueError("HUB_SECRET_KEY must be set in production")
         return self
+
+    @field_validator("webhook_retry_delays_seconds")
+    @classmethod
+    def _positive(cls, delays: list[float]) -> list[float]:
+        if any(d <= 0 for d in delays):
+            raise ValueError("HUB_WEBHOOK_RETRY_DELAYS_SECONDS must all be positive")
+        return delays
+
+    def webhook_ladder(self) -> RetryLadder:
+        delays = tuple(max(1, round(d * 1000)) for d in self.webhook_retry_delays_seconds)
+        return RetryLadder(delays_ms=delays, max_attempts=self.webhook_max_attempts)
 
     @field_validator("amqp_management_url")
     @classmethod

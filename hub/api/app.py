@@ -14,6 +14,7 @@ from hub.api import (
     privacy_routes,
     problems,
     sif_routes,
+    webhook_routes,
 )
 from hub.api.auth import AgentAuthenticator
 from hub.composition import Hub
@@ -31,6 +32,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(sif_routes.router, tags=["SIF agents"])
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
+    app.include_router(webhook_routes.router, tags=["Webhook delivery"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])

@@ -31,7 +31,7 @@ class BrokerCredentials(BaseModel):
     queue: str = Field(description="The one queue this user may read")
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_doc(description: str) -> dict[str, Any]:
     schema = ProblemBody.model_json_schema()
     return {"description": description, "content": {PROBLEM: {"schema": schema}}}
 
@@ -39,9 +39,9 @@ def _problem(description: str) -> dict[str, Any]:
 @router.post(
     "/subscribers/{subscriber_id}/credentials",
     responses={
-        404: _problem("Unknown subscriber"),
-        409: _problem("Broker users are not provisioned, or the name is taken by another user"),
-        503: _problem("The broker's management API or the database is unreachable"),
+        404: problem_doc("Unknown subscriber"),
+        409: problem_doc("Broker users are not provisioned, or the name is taken by another user"),
+        503: problem_doc("The broker's management API or the database is unreachable"),
     },
 )
 async def issue_credentials(

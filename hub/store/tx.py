@@ -20,6 +20,7 @@ from hub.store.repos.outbox import SqlOutbox
 from hub.store.repos.privacy import SqlPrivacy
 from hub.store.repos.registrations import SqlRegistrations
 from hub.store.repos.retention import SqlRetention
+from hub.store.repos.webhooks import SqlWebhooks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +35,7 @@ class SqlTx:
     disclosures: SqlDisclosures
     audit: SqlAudit
     retention: SqlRetention
+    webhooks: SqlWebhooks
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -49,4 +51,5 @@ class SqlTx:
             disclosures=SqlDisclosures(connection),
             audit=SqlAudit(connection),
             retention=SqlRetention(connection),
+            webhooks=SqlWebhooks(connection),
         )

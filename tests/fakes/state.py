@@ -20,6 +20,7 @@ from hub.core.records import (
     Registration,
     RejectionRecord,
     SuppressionRecord,
+    WebhookAttemptRecord,
 )
 
 
@@ -64,6 +65,8 @@ class State:
     disclosures: list[DisclosureRecord] = field(default_factory=list)  # in insertion order
     audit: list[AuditRecord] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)
+    webhook_secrets: dict[str, bytes] = field(default_factory=dict)
+    webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
 
 
 class FakeRepo:

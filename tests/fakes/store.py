@@ -27,6 +27,7 @@ from tests.fakes.privacy import FakePrivacy
 from tests.fakes.registrations import FakeRegistrations
 from tests.fakes.retention import FakeRetention
 from tests.fakes.state import State
+from tests.fakes.webhooks import FakeWebhooks
 
 if TYPE_CHECKING:
     from hub.core.ports import Store, Tx
@@ -44,6 +45,7 @@ class FakeTx:
     disclosures: FakeDisclosures
     audit: FakeAudit
     retention: FakeRetention
+    webhooks: FakeWebhooks
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -58,6 +60,7 @@ class FakeTx:
             disclosures=FakeDisclosures(state),
             audit=FakeAudit(state),
             retention=FakeRetention(state),
+            webhooks=FakeWebhooks(state),
         )
 
 
