@@ -144,13 +144,18 @@ async def hub_running(
     finally:
         await stop(hub)
         if amqp_url == AMQP_URL:
-            await delete_queues(AMQP_URL, _queues(config))
+            await delete_queues(AMQP_URL, _queues(config, settings))
         if provision_users:
             await remove_broker_users(config.queue_prefix)
 
 
-def _queues(config: HubConfig) -> list[str]:
-    return [
+def _queues(config: HubConfig, settings: Settings) -> list[str]:
+    retry_queues = [
+        naming.retry_queue(s.id, delay, config.queue_prefix)
+        for s, _ in config.webhook_subscribers()
+        for delay in settings.webhook_ladder().delays_ms
+    ]
+    return retry_queues + [
         q
         for s in config.subscribers
         for q in (
