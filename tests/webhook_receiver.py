@@ -43,7 +43,7 @@ class Receiver:
 @contextmanager
 def receiver_running(receiver: Receiver) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             answer = receiver.answer(Request({k.lower(): v for k, v in self.headers.items()}, body))
             if answer == HANG:

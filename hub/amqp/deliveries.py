@@ -184,13 +184,17 @@ def delivered(message: aiormq.abc.DeliveredMessage) -> Delivered:
     return Delivered(
         message_id=properties.message_id or "",
         body=message.body,
-        headers={k: _text(v) for k, v in headers.items() if k.startswith("hub-") and k not in COUNTS},
+        headers={k: _text(v) for k, v in headers.items() if _forwarded(k)},
         attempts=_count(headers.get(naming.H_ATTEMPTS)),
         deferrals=_count(headers.get(naming.H_DEFERRALS)),
     )
 
 
 COUNTS = (naming.H_ATTEMPTS, naming.H_DEFERRALS)  # ours, not the recipient's
+
+
+def _forwarded(header: str) -> bool:
+    return header.startswith("hub-") and header not in COUNTS
 
 
 def _text(value: object) -> str:
