@@ -212,7 +212,9 @@ async def _keep_broker(hub: Hub) -> None:
             log.warning("broker.unavailable attempt=%d", attempt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hub.stop.wait(), compute_backoff(attempt))
-    await _provision_broker_users(hub, subscribers)
+    # A subscriber the hub delivers to (webhook) gets no broker user: its queue is ours.
+    readers = [s.id for s in hub.config.subscribers if s.delivery.type == "amqp"]
+    await _provision_broker_users(hub, readers)
 
 
 async def _provision_broker_users(hub: Hub, subscribers: list[str]) -> None:

@@ -40,7 +40,9 @@ def problem_doc(description: str) -> dict[str, Any]:
     "/subscribers/{subscriber_id}/credentials",
     responses={
         404: problem_doc("Unknown subscriber"),
-        409: problem_doc("Broker users are not provisioned, or the name is taken by another user"),
+        409: problem_doc(
+            "Not an AMQP subscriber, broker users are not provisioned, or the name is taken"
+        ),
         503: problem_doc("The broker's management API or the database is unreachable"),
     },
 )
@@ -49,8 +51,11 @@ async def issue_credentials(
 ) -> BrokerCredentials:
     """Issue (or rotate) the subscriber's broker password: the old one stops working and
     its open connections are closed. Audited with the actor, never the password."""
-    if hub.config.subscriber(subscriber_id) is None:
+    subscriber = hub.config.subscriber(subscriber_id)
+    if subscriber is None:
         raise Problem(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
+    if subscriber.delivery.type != "amqp":  # the hub itself reads its queue
+        raise Problem(409, "Not an AMQP subscriber", "Its copies are delivered by the hub")
     if hub.broker_users is None:
         raise Problem(409, "Broker users are not provisioned", "HUB_AMQP_PROVISION_USERS is false")
     credentials = await _issue(hub, hub.broker_users, subscriber_id, actor)

@@ -48,6 +48,7 @@ async def subscribers(hub: HubDep, _: AdminDep) -> list[dict[str, Any]]:
             "dead_letter_queue": naming.dead_letter_queue(sub.id, hub.config.queue_prefix),
             "broker_username": hub.broker_users.username(sub.id) if hub.broker_users else None,
             "pull_agent": sub.pull_agent,
+            "delivery": sub.delivery.model_dump(),
             "agreements": [g.id for g in hub.config.agreements if sub.id in g.recipients],
         }
         for sub in hub.config.subscribers

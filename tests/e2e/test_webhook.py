@@ -122,6 +122,8 @@ async def test_webhook_delivers_a_signed_copy_of_exactly_what_was_released(
             mirror = await running.drain(MIRROR, expect=1)
             attempts = await _attempts(running)
             audit = await running.admin("GET", f"/admin/subscribers/{HR}/webhook-attempts")
+            broker = await running.admin("POST", f"/admin/subscribers/{HR}/credentials")
+            listed = await running.admin("GET", "/admin/subscribers")
 
     # Signed the Standard Webhooks way, verifiable with the issued secret; tampering fails.
     Webhook(secret).verify(request.body, request.headers, json_parse=False)
@@ -141,6 +143,10 @@ async def test_webhook_delivers_a_signed_copy_of_exactly_what_was_released(
     assert not any(p.startswith("PersonalInformation/Demographics") for p in released)
     assert [(a.attempt, a.outcome, a.status_code) for a in attempts] == [(1, "delivered", 200)]
     assert audit.status_code == 200 and audit.json()[0]["outcome"] == "delivered"
+    # Its queue is the hub's to read: no broker credentials for the service.
+    assert broker.status_code == 409 and broker.json()["title"] == "Not an AMQP subscriber"
+    hr = next(s for s in listed.json() if s["id"] == HR)
+    assert hr["delivery"]["type"] == "webhook" and hr["delivery"]["url"] == receiver.url
 
 
 async def test_a_receiver_that_fails_then_recovers_gets_the_copy_after_retries(
