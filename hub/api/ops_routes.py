@@ -32,6 +32,8 @@ async def ready(hub: HubDep) -> dict[str, Any]:
         checks["broker"] = "unavailable"
     # Reported, never fatal: LA services already holding credentials are unaffected.
     checks["broker_users"] = hub.broker_users_status
+    # Webhook deliverers, per subscriber: running, no_secret (copies wait), or stopped.
+    checks.update({f"webhook:{s}": state for s, state in sorted(hub.push.status.items())})
     if "unavailable" in checks.values():
         raise Problem(503, "Not ready", "A dependency is unavailable", checks=checks)
     return {"status": "ok", "checks": checks}

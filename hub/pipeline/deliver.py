@@ -52,6 +52,8 @@ class PushContext:
     # Set when a secret is issued, so a deliverer waiting for one starts at once.
     secret_issued: asyncio.Event = field(default_factory=asyncio.Event)
     secret_poll_seconds: float = 5.0
+    # Per subscriber, for readiness: no_secret, running, or stopped (ended or crashed).
+    status: dict[str, str] = field(default_factory=dict)
 
 
 async def push_copy(
@@ -166,13 +168,20 @@ async def run_webhook(
 ) -> None:
     """Deliver one webhook subscriber's copies until `stop`; copies wait in its queue
     until a secret has been issued."""
-    if not await _wait_for_secret(ctx, subscriber, stop):
-        return
 
     async def handle(copy: Delivered) -> Settle:
         return await push_copy(ctx, subscriber, target, copy)
 
-    await source.run(subscriber, handle, concurrency=target.concurrency, stop=stop)
+    ctx.status[subscriber] = "no_secret"
+    try:
+        if await _wait_for_secret(ctx, subscriber, stop):
+            ctx.status[subscriber] = "running"
+            await source.run(subscriber, handle, concurrency=target.concurrency, stop=stop)
+    except Exception:
+        log.exception("deliver.crashed subscriber=%s", subscriber)
+        raise
+    finally:
+        ctx.status[subscriber] = "stopped"
 
 
 async def _wait_for_secret(ctx: PushContext, subscriber: str, stop: asyncio.Event) -> bool:

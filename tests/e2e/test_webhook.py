@@ -114,6 +114,7 @@ async def test_webhook_delivers_a_signed_copy_of_exactly_what_was_released(
             await _wait_connected(running.hub)
             await _send_staff(running)  # before any secret: the copy waits in its queue
             assert receiver.received() == []
+            waiting = (await running.client.get("/health/ready")).json()["checks"]
             secret = await _issue_secret(running)
             await _until(lambda: len(receiver.received()) == 1, "the push")
             request = receiver.received()[0]
@@ -124,7 +125,9 @@ async def test_webhook_delivers_a_signed_copy_of_exactly_what_was_released(
             audit = await running.admin("GET", f"/admin/subscribers/{HR}/webhook-attempts")
             broker = await running.admin("POST", f"/admin/subscribers/{HR}/credentials")
             listed = await running.admin("GET", "/admin/subscribers")
+            ready = (await running.client.get("/health/ready")).json()["checks"]
 
+    assert waiting[f"webhook:{HR}"] == "no_secret" and ready[f"webhook:{HR}"] == "running"
     # Signed the Standard Webhooks way, verifiable with the issued secret; tampering fails.
     Webhook(secret).verify(request.body, request.headers, json_parse=False)
     with pytest.raises(WebhookVerificationError):
