@@ -61,15 +61,14 @@ async def push_copy(
 ) -> Settle:
     """Push one copy and say what becomes of it."""
     try:
-        acknowledged = await _disclosure(ctx, copy.message_id)
-        if acknowledged is None:
-            return _defer(ctx, copy, unreleased=True)
-        if acknowledged:
-            log.info("deliver.duplicate subscriber=%s copy=%s", subscriber, copy.message_id)
-            return Settle(kind="done", attempts=copy.attempts, deferrals=copy.deferrals)
-        sealed = await _secret(ctx, subscriber)
+        acknowledged, sealed = await _lookup(ctx, subscriber, copy.message_id)
     except StoreUnavailable:
         return _defer(ctx, copy)
+    if acknowledged is None:
+        return _defer(ctx, copy, unreleased=True)
+    if acknowledged:
+        log.info("deliver.duplicate subscriber=%s copy=%s", subscriber, copy.message_id)
+        return Settle(kind="done", attempts=copy.attempts, deferrals=copy.deferrals)
     if sealed is None:
         return _defer(ctx, copy)
     result = await ctx.pusher.push(target.url, sealed, copy, timeout_seconds=target.timeout_seconds)
@@ -113,16 +112,20 @@ def _defer(ctx: PushContext, copy: Delivered, *, unreleased: bool = False) -> Se
     )
 
 
-async def _disclosure(ctx: PushContext, copy_msg_id: str) -> bool | None:
-    """Acknowledged yet? None while the copy's disclosure row is not (yet) written."""
+async def _lookup(
+    ctx: PushContext, subscriber: str, copy_msg_id: str
+) -> tuple[bool | None, bytes | None]:
+    """Is the copy acknowledged yet (None while its disclosure row is not yet written),
+    and the subscriber's sealed secret: one transaction per look."""
     for pause in (*ctx.disclosure_waits, None):
         async with ctx.store.transaction() as tx:
             found = await tx.disclosures.recorded([copy_msg_id])
+            sealed = await tx.webhooks.secret(subscriber) if copy_msg_id in found else None
         if copy_msg_id in found:
-            return found[copy_msg_id]
+            return found[copy_msg_id], sealed
         if pause is not None:
             await asyncio.sleep(pause)
-    return None
+    return None, None
 
 
 async def _secret(ctx: PushContext, subscriber: str) -> bytes | None:
