@@ -53,7 +53,7 @@ class AmqpDeliveries:
         self._timeout = timeout
         self._prefix = prefix
         self._delivery_limit = delivery_limit
-        self._amqp = AmqpConnection(url, timeout=timeout, name="sif-hub-deliveries")
+        self._amqp = AmqpConnection(url, timeout=timeout, name=f"sif-hub-deliveries:{prefix}")
 
     async def close(self) -> None:
         """Close the connection; copies being handled go back to their queues."""

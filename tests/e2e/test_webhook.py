@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import select
@@ -18,6 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from adapters import sample_data as data
 from adapters.la_consumer import Received, drain
+from hub.amqp.provision import ManagementTarget
 from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.records import WebhookAttemptRecord
@@ -224,3 +227,58 @@ async def test_a_receiver_that_always_fails_sends_the_copy_to_the_dead_letter_qu
     ]
     assert acknowledged is False
     assert later == 3
+
+
+async def _close_deliverer_connection(management: ManagementTarget, prefix: str) -> int:
+    """Close the hub's delivery connection from the broker side (only this hub's: the
+    connection is named after its queue prefix). The management API lists a connection
+    only after its next statistics emission, so it is looked for until it shows."""
+    auth = (management.username, management.password)
+    wanted = f"sif-hub-deliveries:{prefix}"
+    names: list[str] = []
+
+    async def listed() -> bool:
+        async with httpx.AsyncClient(timeout=10) as client:
+            found = (await client.get(f"{management.base_url}/api/connections", auth=auth)).json()
+        names[:] = [
+            c["name"]
+            for c in found
+            if (c.get("client_properties") or {}).get("connection_name") == wanted
+        ]
+        return bool(names)
+
+    await _until(listed, "the delivery connection in the management API")
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in names:
+            response = await client.delete(
+                f"{management.base_url}/api/connections/{quote(name, safe='')}", auth=auth
+            )
+            assert response.status_code in (200, 204), response.text
+    return len(names)
+
+
+async def test_pushing_resumes_after_the_broker_drops_the_connection(
+    database_url: str, tmp_path: Path, management: ManagementTarget
+) -> None:
+    prefix = f"sifhub-test-{uuid.uuid4().hex[:8]}"
+    with receiver_running(Receiver()) as receiver:
+        config = webhook_config(receiver.url, prefix)
+        async with hub_running(database_url, tmp_path, config, **FAST) as running:
+            await _wait_connected(running.hub)
+            await _issue_secret(running)
+            await _send_staff(running)
+            await _until(lambda: len(receiver.received()) == 1, "the first push")
+            closed = await _close_deliverer_connection(management, prefix)
+            await _send_staff(running, count=2)  # two new events, so two new copies
+            await _until(lambda: len(receiver.received()) >= 3, "pushes after reconnecting")
+
+            async def recorded() -> bool:
+                return len(await _attempts(running)) >= 3
+
+            await _until(recorded, "their attempt rows")
+            attempts = await _attempts(running)
+
+    assert closed == 1
+    ids = [r.headers["webhook-id"] for r in receiver.received()]
+    assert len(ids) == len(set(ids)) == 3
+    assert [a.outcome for a in attempts] == ["delivered"] * 3
