@@ -60,11 +60,12 @@ from adapters import sif_messages as m
 from adapters.school_agent import read_ack
 from hub.configfile import load_config
 from hub.demo import SECRETS
+from hub.settings import DEV_ADMIN_TOKEN
 
 AGENT = "hilltop-mis"
 HILLTOP = "8302001"
 ZONE = "derbyshire"
-ADMIN = {"Authorization": "Bearer dev-admin-token"}
+ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 
 
 # -- the hub process and its memory ------------------------------------------------------

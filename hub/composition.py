@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
+from hub.amqp.deliveries import AmqpDeliveries
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
@@ -24,6 +27,7 @@ from hub.core.schools import SchoolIndex
 from hub.metrics.prometheus import PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
+from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
@@ -77,6 +81,10 @@ class Hub:
     supervisor: Supervisor
     disk_path: Path  # where free disk is watched: the SQLite file's directory, or data_dir
     metrics: PrometheusMetrics
+    secrets: SecretBox
+    pusher: WebhookPusher
+    push: PushContext
+    deliveries: AmqpDeliveries
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
@@ -130,7 +138,19 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         offload=offload,
     )
     stop = asyncio.Event()
+    secrets = SecretBox(settings.secret_key)
+    pusher = WebhookPusher(secrets)
+    ladder = settings.webhook_ladder()
     hub = Hub(
+        secrets=secrets,
+        pusher=pusher,
+        push=PushContext(store, pusher, ladder, clock),
+        deliveries=AmqpDeliveries(
+            settings.amqp_url,
+            delays_ms=ladder.delays_ms,
+            timeout=settings.publish_timeout_seconds,
+            prefix=config.queue_prefix,
+        ),
         settings=settings,
         config=config,
         store=store,
@@ -186,6 +206,11 @@ async def start(hub: Hub) -> None:
             hub.settings.purge_interval_seconds,
         ),
     )
+    for subscriber, target in hub.config.webhook_subscribers():
+        push = functools.partial(
+            run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop
+        )
+        run(f"webhook:{subscriber.id}", push)
 
 
 def pool_settings(settings: Settings) -> PoolSettings:
@@ -241,7 +266,9 @@ async def _keep_broker(hub: Hub) -> None:
             log.warning("broker.unavailable attempt=%d", attempt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hub.stop.wait(), compute_backoff(attempt))
-    await _provision_broker_users(hub, subscribers)
+    # A subscriber the hub delivers to (webhook) gets no broker user: its queue is ours.
+    readers = [s.id for s in hub.config.subscribers if s.delivery.type == "amqp"]
+    await _provision_broker_users(hub, readers)
 
 
 async def _provision_broker_users(hub: Hub, subscribers: list[str]) -> None:
@@ -273,6 +300,8 @@ async def stop(hub: Hub) -> None:
     checkpoints SQLite's WAL once nothing writes any more)."""
     hub.stop.set()
     await hub.supervisor.stop()
+    await hub.deliveries.close()
+    await hub.pusher.close()
     await hub.puller.close()
     await hub.publisher.close()
     await hub.store.close()

@@ -10,11 +10,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.core.retry import RetryLadder
+
 # The bootstrap admin token a development hub starts with: refused in production and on
 # any address but loopback.
 DEV_ADMIN_TOKEN = "dev-admin-token-for-loopback-only"  # noqa: S105
 # Shortest HUB_ADMIN_TOKEN accepted (e.g. `openssl rand -base64 32` gives 44 characters).
 MIN_ADMIN_TOKEN_CHARS = 32
+DEV_SECRET_KEY = "dev-secret-key"  # noqa: S105 - refused in production
 
 
 class Settings(BaseSettings):
@@ -104,6 +107,26 @@ class Settings(BaseSettings):
     # /metrics: open when unset (counts only, no personal data; keep it off the internet),
     # else a bearer token Prometheus sends (authorization.credentials in its scrape config).
     metrics_token: str | None = None
+    # Seals secrets the hub must use in clear (webhook signing secrets) in the database.
+    # Changing it makes issued secrets unreadable: issue them again.
+    secret_key: str = DEV_SECRET_KEY
+    # Webhook push: a failed attempt n waits retry_delays[n-1] (the last repeating) in a
+    # fixed-delay retry queue; after max_attempts attempts the copy is dead-lettered.
+    webhook_retry_delays_seconds: list[float] = Field(
+        default=[10.0, 60.0, 600.0, 3600.0], min_length=1
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1)
+
+    @field_validator("webhook_retry_delays_seconds")
+    @classmethod
+    def _positive(cls, delays: list[float]) -> list[float]:
+        if any(d <= 0 for d in delays):
+            raise ValueError("HUB_WEBHOOK_RETRY_DELAYS_SECONDS must all be positive")
+        return delays
+
+    def webhook_ladder(self) -> RetryLadder:
+        delays = tuple(max(1, round(d * 1000)) for d in self.webhook_retry_delays_seconds)
+        return RetryLadder(delays_ms=delays, max_attempts=self.webhook_max_attempts)
 
     @field_validator("amqp_management_url")
     @classmethod
@@ -130,6 +153,8 @@ def check_serving(settings: Settings) -> None:
             "HUB_ADMIN_TOKEN must be set in production "
             f"(at least {MIN_ADMIN_TOKEN_CHARS} random characters)"
         )
+    if settings.env == "production" and settings.secret_key == DEV_SECRET_KEY:
+        raise UnsafeToServe("HUB_SECRET_KEY must be set in production (it seals webhook secrets)")
     if len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
         raise UnsafeToServe(
             f"HUB_ADMIN_TOKEN is empty or shorter than {MIN_ADMIN_TOKEN_CHARS} characters"

@@ -36,6 +36,22 @@ def subscriber_queue_arguments(
     }
 
 
+def retry_queue_arguments(
+    subscriber_id: str, delay_ms: int, prefix: str = naming.PREFIX
+) -> dict[str, Any]:
+    """A fixed-delay retry queue: every message waits `delay_ms`, then dead-letters back to
+    the subscriber's queue through the default exchange. One delay per queue, because
+    RabbitMQ expires only the head of a queue."""
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": naming.subscriber_queue(subscriber_id, prefix),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
 def dead_letter_queue_arguments() -> dict[str, Any]:
     """Dead letters are kept replicated too; they are the last copy of a failed delivery."""
     return {"x-queue-type": "quorum"}
@@ -74,3 +90,19 @@ async def declare_subscriber(
         durable=True,
         arguments=subscriber_queue_arguments(subscriber_id, prefix, delivery_limit=delivery_limit),
     )
+
+
+async def declare_retry_queues(
+    channel: AbstractChannel,
+    subscriber_id: str,
+    delays_ms: tuple[int, ...],
+    prefix: str = naming.PREFIX,
+) -> None:
+    """Declare a pushed subscriber's retry queues, one per delay; idempotent."""
+    underlay = await channel.get_underlay_channel()
+    for delay in dict.fromkeys(delays_ms):
+        await underlay.queue_declare(
+            naming.retry_queue(subscriber_id, delay, prefix),
+            durable=True,
+            arguments=retry_queue_arguments(subscriber_id, delay, prefix),
+        )

@@ -16,6 +16,7 @@ from hub.api import (
     privacy_routes,
     problems,
     sif_routes,
+    webhook_routes,
 )
 from hub.api.auth import AgentAuthenticator
 from hub.api.slow_clients import BodyDeadline
@@ -45,6 +46,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
+    app.include_router(webhook_routes.router, tags=["Webhook delivery"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])

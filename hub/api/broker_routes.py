@@ -32,7 +32,7 @@ class BrokerCredentials(BaseModel):
     queue: str = Field(description="The one queue this user may read")
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem_doc(description: str) -> dict[str, Any]:
     schema = ProblemBody.model_json_schema()
     return {"description": description, "content": {PROBLEM: {"schema": schema}}}
 
@@ -40,9 +40,11 @@ def _problem(description: str) -> dict[str, Any]:
 @router.post(
     "/subscribers/{subscriber_id}/credentials",
     responses={
-        404: _problem("Unknown subscriber"),
-        409: _problem("Broker users are not provisioned, or the name is taken by another user"),
-        503: _problem("The broker's management API or the database is unreachable"),
+        404: problem_doc("Unknown subscriber"),
+        409: problem_doc(
+            "Not an AMQP subscriber, broker users are not provisioned, or the name is taken"
+        ),
+        503: problem_doc("The broker's management API or the database is unreachable"),
     },
 )
 async def issue_credentials(
@@ -50,8 +52,11 @@ async def issue_credentials(
 ) -> BrokerCredentials:
     """Issue (or rotate) the subscriber's broker password: the old one stops working and
     its open connections are closed. Audited with the actor, never the password."""
-    if hub.config.subscriber(subscriber_id) is None:
+    subscriber = hub.config.subscriber(subscriber_id)
+    if subscriber is None:
         raise Problem(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
+    if subscriber.delivery.type != "amqp":  # the hub itself reads its queue
+        raise Problem(409, "Not an AMQP subscriber", "Its copies are delivered by the hub")
     if hub.broker_users is None:
         raise Problem(409, "Broker users are not provisioned", "HUB_AMQP_PROVISION_USERS is false")
     credentials = await _issue(hub, hub.broker_users, subscriber_id, actor)

@@ -34,6 +34,9 @@ async def ready(hub: HubDep) -> dict[str, Any]:
         "broker_users": hub.broker_users_status,
         "backlog": "over" if hub.backlog.over() else "ok",
         "tasks": "failing" if hub.supervisor.failing() else "ok",
+        # Reported, never fatal: each webhook deliverer, running, no_secret (copies wait)
+        # or stopped (a crash shows in `tasks` too).
+        **{f"webhook:{s}": state for s, state in sorted(hub.push.status.items())},
     }
     tasks = {name: s.state for name, s in hub.supervisor.statuses().items()}
     status, failing = verdict(checks)
@@ -62,6 +65,7 @@ async def subscribers(hub: HubDep, _: AnyRoleDep) -> list[dict[str, Any]]:
             "dead_letter_queue": naming.dead_letter_queue(sub.id, hub.config.queue_prefix),
             "broker_username": hub.broker_users.username(sub.id) if hub.broker_users else None,
             "pull_agent": sub.pull_agent,
+            "delivery": sub.delivery.model_dump(),
             "agreements": [g.id for g in hub.config.agreements if sub.id in g.recipients],
         }
         for sub in hub.config.subscribers

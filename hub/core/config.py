@@ -6,9 +6,10 @@ Loaded from one YAML file (see deploy/examples/ and docs in README). Validation 
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from hub.core.agreements.model import Agreement, Laestab, Strict, Token
 
@@ -36,6 +37,42 @@ class Agent(Strict):
     name: str = ""
 
 
+# Plain http is only for a receiver on this machine (tests, a local relay); anything that
+# crosses a network gets TLS.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class AmqpDelivery(Strict):
+    """The default: the LA service consumes its own queue with its own broker user."""
+
+    type: Literal["amqp"] = "amqp"
+
+
+class WebhookDelivery(Strict):
+    """The hub POSTs each released copy to the service's endpoint, signed the Standard
+    Webhooks way with a secret issued through the admin API (adapters/webhook.py)."""
+
+    type: Literal["webhook"]
+    url: str = Field(description="https:// endpoint (http:// only on a loopback host)")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    concurrency: int = Field(default=4, ge=1, le=64, description="requests in flight at once")
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        parts = urlsplit(url)
+        secure = parts.scheme == "https" or (
+            parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        )
+        if not parts.hostname or not secure:
+            raise ValueError("a webhook url must be https:// (http:// only on a loopback host)")
+        return url
+
+
+# How a subscriber's released copies reach it; further types (api, file) join this union.
+Delivery = Annotated[AmqpDelivery | WebhookDelivery, Field(discriminator="type")]
+
+
 class Subscriber(Strict):
     id: Token
     name: str
@@ -43,6 +80,13 @@ class Subscriber(Strict):
     pull_agent: Token | None = Field(
         default=None, description="A SIF agent that drains this queue with SIF_GetMessage"
     )
+    delivery: Delivery = Field(default_factory=AmqpDelivery)
+
+    @model_validator(mode="after")
+    def _one_reader(self) -> Self:
+        if self.pull_agent and self.delivery.type != "amqp":
+            raise ValueError("a subscriber with a pull_agent is delivered by that agent")
+        return self
 
 
 class HubConfig(Strict):
@@ -69,6 +113,11 @@ class HubConfig(Strict):
 
     def subscriber(self, subscriber_id: str) -> Subscriber | None:
         return next((s for s in self.subscribers if s.id == subscriber_id), None)
+
+    def webhook_subscribers(self) -> list[tuple[Subscriber, WebhookDelivery]]:
+        return [
+            (s, s.delivery) for s in self.subscribers if isinstance(s.delivery, WebhookDelivery)
+        ]
 
 
 def _duplicates(cfg: HubConfig) -> list[str]:

@@ -16,6 +16,12 @@ def dead_letter_queue(subscriber_id: str, prefix: str = PREFIX) -> str:
     return f"{subscriber_queue(subscriber_id, prefix)}.dlq"
 
 
+def retry_queue(subscriber_id: str, delay_ms: int, prefix: str = PREFIX) -> str:
+    """A fixed-delay retry queue; the delay is in the name, so a changed ladder declares
+    new queues instead of clashing with the old ones' arguments."""
+    return f"{subscriber_queue(subscriber_id, prefix)}.retry.{delay_ms}ms"
+
+
 def subscriber_user(subscriber_id: str, prefix: str = PREFIX) -> str:
     """The LA service's own RabbitMQ user, named like the one queue it may read."""
     return subscriber_queue(subscriber_id, prefix)
@@ -36,3 +42,6 @@ H_SCHOOL = "hub-school"
 H_AGREEMENT = "hub-agreement-id"
 H_AGREEMENT_VERSION = "hub-agreement-version"
 H_SUBSCRIBER = "hub-subscriber"
+# Carried by a pushed copy through the retry queues (see hub.pipeline.deliver).
+H_ATTEMPTS = "hub-attempts"
+H_DEFERRALS = "hub-deferrals"

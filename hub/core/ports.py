@@ -3,11 +3,12 @@ they report (implemented in hub.store and hub.amqp, wired in hub.composition).""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from hub.core.errors import SifError
 from hub.core.records import (
@@ -29,6 +30,7 @@ from hub.core.records import (
     RejectionRecord,
     Stats,
     SuppressionRecord,
+    WebhookAttemptRecord,
 )
 
 
@@ -233,7 +235,26 @@ class Disclosures(Protocol):
     ) -> list[DisclosureRecord]: ...
     async def acknowledge(self, copy_msg_ids: Sequence[str], at: datetime) -> int: ...
     async def logged(self, copy_msg_ids: Sequence[str]) -> set[str]: ...
+
+    async def recorded(self, copy_msg_ids: Sequence[str]) -> dict[str, bool]:
+        """{copy id: acknowledged yet?} for the copies whose disclosure row is written."""
+        ...
+
     async def stats(self) -> Stats: ...
+
+
+class Webhooks(Protocol):
+    """Each webhook subscriber's signing secret (sealed: the store never sees it in clear)
+    and one row per attempt to push a copy."""
+
+    async def secret(self, subscriber: str) -> bytes | None: ...
+    async def save_secret(self, subscriber: str, sealed: bytes, at: datetime) -> None: ...
+    async def add_attempt(self, record: WebhookAttemptRecord) -> None: ...
+    async def attempts(
+        self, *, subscriber: str | None = None, copy_msg_id: str | None = None, limit: int = 100
+    ) -> list[WebhookAttemptRecord]:
+        """Newest first."""
+        ...
 
 
 class Audit(Protocol):
@@ -290,6 +311,8 @@ class Tx(Protocol):
     def retention(self) -> Retention: ...
     @property
     def admin_users(self) -> AdminUsers: ...
+    @property
+    def webhooks(self) -> Webhooks: ...
 
 
 class Store(Protocol):
@@ -395,3 +418,57 @@ class NoMetrics:
 
 
 NO_METRICS = NoMetrics()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivered:
+    """A copy taken from a subscriber's queue by a delivery adapter. `attempts`: tries
+    already made; `deferrals`: times it was set aside without a try (see hub.pipeline.deliver)."""
+
+    message_id: str
+    body: bytes
+    headers: dict[str, str]
+    attempts: int = 0
+    deferrals: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settle:
+    """What becomes of a delivered copy: done (acked), retry (waits `delay_ms` in a retry
+    queue, carrying its counts), or dead (to the subscriber's dead-letter queue)."""
+
+    kind: Literal["done", "retry", "dead"]
+    delay_ms: int = 0
+    attempts: int = 0
+    deferrals: int = 0
+
+
+Handler = Callable[[Delivered], Awaitable[Settle]]
+
+
+class DeliverySource(Protocol):
+    """A subscriber's queue, consumed by a delivery adapter until `stop` is set."""
+
+    async def run(
+        self, subscriber: str, handle: Handler, *, concurrency: int, stop: asyncio.Event
+    ) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushResult:
+    """How an endpoint answered one push: its HTTP status, or why there was none."""
+
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Pusher(Protocol):
+    """Sends one copy to a subscriber's endpoint, signed with its sealed secret."""
+
+    async def push(
+        self, url: str, sealed_secret: bytes, copy: Delivered, *, timeout_seconds: float
+    ) -> PushResult: ...

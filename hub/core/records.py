@@ -166,6 +166,7 @@ class PurgeCounts:
     rejections: int = 0
     disclosures: int = 0
     audit: int = 0
+    webhook_attempts: int = 0
 
     def __add__(self, other: PurgeCounts) -> PurgeCounts:
         return PurgeCounts(
@@ -282,3 +283,17 @@ class AdminUserRecord:
     created_at: datetime
     rotated_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookAttemptRecord:
+    """One try at pushing one released copy to a subscriber's endpoint."""
+
+    copy_msg_id: str
+    subscriber: str
+    attempt: int  # 1-based
+    attempted_at: datetime
+    outcome: str  # delivered | retry | dead_lettered
+    status_code: int | None = None  # None: no HTTP answer (timeout, connection refused)
+    error: str | None = None  # e.g. timeout, connect_error, http_500; never a body
+    retry_in_ms: int | None = None

@@ -398,6 +398,36 @@ class HeldCopyRow(HubTable, table=True):
     lease_until: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
 
 
+class WebhookSecretRow(HubTable, table=True):
+    """A webhook subscriber's signing secret, sealed (the hub signs with it, so it cannot
+    keep a hash; see adapters/webhook.py). One per subscriber, replaced on rotation."""
+
+    __tablename__ = "webhook_secrets"
+
+    subscriber: str = Field(sa_column=_col(String, primary_key=True))
+    sealed: bytes = Field(sa_column=_col(LargeBinary))
+    issued_at: datetime = Field(sa_column=_col(UtcDateTime))
+
+
+class WebhookAttemptRow(HubTable, table=True):
+    """One try at pushing one copy (0006). Like disclosures: no foreign keys, purged with
+    the accountability records."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    copy_msg_id: str = Field(sa_column=_col(String, index=True))
+    subscriber: str = Field(sa_column=_col(String))
+    attempt: int = Field(sa_column=_col(Integer))
+    attempted_at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
+    outcome: str = Field(sa_column=_col(String))
+    status_code: int | None = Field(default=None, sa_column=_col(Integer, nullable=True))
+    error: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+    retry_in_ms: int | None = Field(default=None, sa_column=_col(Integer, nullable=True))
+
+
 def table(model: type[HubTable]) -> Table:
     """The Core Table behind a model (the repositories speak Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -423,3 +453,5 @@ cohort_members = table(CohortMemberRow)
 suppressions = table(SuppressionRow)
 held_copies = table(HeldCopyRow)
 admin_users = table(AdminUserRow)
+webhook_secrets = table(WebhookSecretRow)
+webhook_attempts = table(WebhookAttemptRow)

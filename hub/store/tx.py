@@ -21,6 +21,7 @@ from hub.store.repos.outbox import SqlOutbox
 from hub.store.repos.privacy import SqlPrivacy
 from hub.store.repos.registrations import SqlRegistrations
 from hub.store.repos.retention import SqlRetention
+from hub.store.repos.webhooks import SqlWebhooks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,7 @@ class SqlTx:
     audit: SqlAudit
     retention: SqlRetention
     admin_users: SqlAdminUsers
+    webhooks: SqlWebhooks
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -52,4 +54,5 @@ class SqlTx:
             audit=SqlAudit(connection),
             retention=SqlRetention(connection),
             admin_users=SqlAdminUsers(connection),
+            webhooks=SqlWebhooks(connection),
         )

@@ -23,6 +23,7 @@ from hub.composition import Hub, build_hub, start, stop
 from hub.configfile import load_config
 from hub.core import naming
 from hub.core.config import HubConfig
+from hub.core.retry import RetryLadder
 from hub.demo import SECRETS
 from hub.pipeline.release import release_once
 from hub.settings import DEV_ADMIN_TOKEN, Settings
@@ -144,13 +145,20 @@ async def hub_running(
     finally:
         await stop(hub)
         if amqp_url == AMQP_URL:
-            await delete_queues(AMQP_URL, _queues(config))
+            await delete_queues(AMQP_URL, _queues(config, settings))
         if provision_users:
             await remove_broker_users(config.queue_prefix)
 
 
-def _queues(config: HubConfig) -> list[str]:
-    return [
+def _queues(config: HubConfig, settings: Settings | None = None) -> list[str]:
+    """Every queue the hub declares: subscriber queues, their DLQs, webhook retry queues."""
+    ladder = settings.webhook_ladder() if settings else RetryLadder()
+    retry_queues = [
+        naming.retry_queue(s.id, delay, config.queue_prefix)
+        for s, _ in config.webhook_subscribers()
+        for delay in ladder.delays_ms
+    ]
+    return retry_queues + [
         q
         for s in config.subscribers
         for q in (

@@ -251,9 +251,7 @@ async def test_argon2_runs_at_most_auth_max_concurrent_at_once(
     database_url: str, tmp_path: Path, argon2: Argon2Spy
 ) -> None:
     async with (
-        hub_running(
-            database_url, tmp_path, auth_failure_burst=6, auth_max_concurrent=2
-        ) as running,
+        hub_running(database_url, tmp_path, auth_failure_burst=6, auth_max_concurrent=2) as running,
         _clients(running) as clients,
     ):
         attacker = _as(clients["attacker"], running, AGENT, "guess")

@@ -42,6 +42,13 @@ class FakeDisclosures(FakeRepo):
                 updated += 1
         return updated
 
+    async def recorded(self, copy_msg_ids: Sequence[str]) -> dict[str, bool]:
+        wanted, found = set(copy_msg_ids), dict[str, bool]()
+        for d in self._state.disclosures:
+            if d.copy_msg_id in wanted:
+                found[d.copy_msg_id] = found.get(d.copy_msg_id, False) or bool(d.acknowledged_at)
+        return found
+
     async def stats(self) -> Stats:
         state = self._state
         rows = state.outbox.values()

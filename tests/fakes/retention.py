@@ -67,12 +67,18 @@ class FakeRetention(FakeRepo):
             :limit
         ]
         audit = [a for a in state.audit if a.at < accountability_before][:limit]
+        attempts = [a for a in state.webhook_attempts if a.attempted_at < accountability_before]
+        attempts = attempts[:limit]
         if not dry_run:
+            state.webhook_attempts = [a for a in state.webhook_attempts if a not in attempts]
             state.rejections = [r for r in state.rejections if r not in rejections]
             state.disclosures = [d for d in state.disclosures if d not in disclosures]
             state.audit = [a for a in state.audit if a not in audit]
         return PurgeCounts(
-            rejections=len(rejections), disclosures=len(disclosures), audit=len(audit)
+            rejections=len(rejections),
+            disclosures=len(disclosures),
+            audit=len(audit),
+            webhook_attempts=len(attempts),
         )
 
     def _drop_message(self, message_id: str) -> None:

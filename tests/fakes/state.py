@@ -22,6 +22,7 @@ from hub.core.records import (
     Registration,
     RejectionRecord,
     SuppressionRecord,
+    WebhookAttemptRecord,
 )
 
 
@@ -67,6 +68,8 @@ class State:
     audit: list[AuditRecord] = field(default_factory=list)
     rejections: list[RejectionRecord] = field(default_factory=list)
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
+    webhook_secrets: dict[str, bytes] = field(default_factory=dict)
+    webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

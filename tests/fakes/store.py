@@ -27,6 +27,7 @@ from tests.fakes.privacy import FakePrivacy
 from tests.fakes.registrations import FakeRegistrations
 from tests.fakes.retention import FakeRetention
 from tests.fakes.state import State
+from tests.fakes.webhooks import FakeWebhooks
 
 if TYPE_CHECKING:
     from hub.core.ports import Store, Tx
@@ -45,6 +46,7 @@ class FakeTx:
     audit: FakeAudit
     retention: FakeRetention
     admin_users: FakeAdminUsers
+    webhooks: FakeWebhooks
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -60,6 +62,7 @@ class FakeTx:
             audit=FakeAudit(state),
             retention=FakeRetention(state),
             admin_users=FakeAdminUsers(state),
+            webhooks=FakeWebhooks(state),
         )
 
 

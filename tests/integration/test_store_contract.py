@@ -31,6 +31,7 @@ from hub.core.records import (
     RejectionRecord,
     Stats,
     SuppressionRecord,
+    WebhookAttemptRecord,
 )
 from tests.db_fixtures import BACKENDS, fresh_database, migrated_store
 from tests.fakes import FakeStore
@@ -568,6 +569,55 @@ async def test_disclosures_subject_access_and_acknowledgement(any_store: Store) 
         acked = await tx.disclosures.for_subject(refid="R1")
     assert [d.acknowledged_at for d in acked] == [at(10), None]
     assert (await stats(any_store)).delivered == {"la-send": 5, "vs": 1}
+
+
+async def test_disclosures_recorded_says_which_copies_are_written_and_acknowledged(
+    any_store: Store,
+) -> None:
+    async with any_store.transaction() as tx:
+        await tx.disclosures.add([disclosure(copy_msg_id="C1"), disclosure(copy_msg_id="C2")])
+        await tx.disclosures.acknowledge(["C2"], at(1))
+    async with any_store.transaction() as tx:
+        found = await tx.disclosures.recorded(["C1", "C2", "C3", "C1"])
+        assert found == {"C1": False, "C2": True}
+        assert await tx.disclosures.recorded([]) == {}
+
+
+def attempt(
+    copy: str, n: int, subscriber: str = "hr", outcome: str = "retry"
+) -> WebhookAttemptRecord:
+    return WebhookAttemptRecord(
+        copy_msg_id=copy,
+        subscriber=subscriber,
+        attempt=n,
+        attempted_at=at(n),
+        outcome=outcome,
+        status_code=500 if outcome == "retry" else 200,
+        error="http_500" if outcome == "retry" else None,
+        retry_in_ms=10_000 if outcome == "retry" else None,
+    )
+
+
+async def test_webhook_secrets_are_replaced_and_attempts_listed_newest_first(
+    any_store: Store,
+) -> None:
+    rows = [attempt("C1", 1), attempt("C1", 2, outcome="delivered"), attempt("C2", 1, "other")]
+    async with any_store.transaction() as tx:
+        assert await tx.webhooks.secret("hr") is None
+        await tx.webhooks.save_secret("hr", b"sealed-1", at(0))
+        await tx.webhooks.save_secret("hr", b"sealed-2", at(1))
+        for row in rows:
+            await tx.webhooks.add_attempt(row)
+    async with any_store.transaction() as tx:
+        assert await tx.webhooks.secret("hr") == b"sealed-2"
+        assert await tx.webhooks.attempts(subscriber="hr") == [rows[1], rows[0]]
+        assert await tx.webhooks.attempts(copy_msg_id="C2") == [rows[2]]
+        assert await tx.webhooks.attempts(limit=1) == [rows[2]]
+        purged = await tx.retention.purge_records(
+            rejections_before=T0, accountability_before=at(1.5), limit=100, dry_run=False
+        )
+        assert purged.webhook_attempts == 2
+        assert await tx.webhooks.attempts() == [rows[1]]
 
 
 async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> None:

@@ -2,13 +2,31 @@ from pathlib import Path
 
 import pytest
 
-from hub.configfile import check_config
+from hub.configfile import check_config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_example_configuration_is_valid() -> None:
     assert check_config(REPO / "deploy/examples/county.yaml") == []
+
+
+def test_webhook_example_is_valid_and_pushes_hr_payroll() -> None:
+    example = REPO / "deploy/examples/warwickshire-hr-webhook.yaml"
+    assert check_config(example) == []
+    [(subscriber, target)] = load_config(example).webhook_subscribers()
+    assert subscriber.id == "hr-payroll" and target.url.startswith("https://")
+
+
+def test_a_plain_http_webhook_is_reported_with_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "zones: [z]\nsubscribers:\n  - id: hr\n    name: HR\n"
+        "    delivery: {type: webhook, url: 'http://payroll.example/sif'}\n"
+    )
+    [problem] = check_config(bad)
+    assert problem.startswith(f"{bad}:5: subscribers[0].delivery.webhook.url")
+    assert "https" in problem
 
 
 def test_errors_name_field_and_line(tmp_path: Path) -> None:

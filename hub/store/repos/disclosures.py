@@ -69,6 +69,17 @@ class SqlDisclosures(SqlRepo):
             updated += int((await self._execute(statement)).rowcount)
         return updated
 
+    async def recorded(self, copy_msg_ids: Sequence[str]) -> dict[str, bool]:
+        table = disclosure_table
+        found: dict[str, bool] = {}
+        for chunk in chunks(copy_msg_ids):
+            query = select(table.c.copy_msg_id, table.c.acknowledged_at).where(
+                table.c.copy_msg_id.in_(chunk)
+            )
+            for row in (await self._execute(query)).all():
+                found[row[0]] = found.get(row[0], False) or row[1] is not None
+        return found
+
     async def stats(self) -> Stats:
         received_key = func.coalesce(messages.c.object_name, messages.c.kind)
         return Stats(

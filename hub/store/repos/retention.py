@@ -5,7 +5,8 @@ no longer keeps (implements hub.core.ports.Retention).
   is still held, with their held-copy rows, and every message left with no object;
 - messages no agreement covered (no object to route, or a response never completed) once
   older than the hub-wide maximum;
-- rejection rows, and the accountability records (disclosures, audit), by age.
+- rejection rows, and the accountability records (disclosures, audit, webhook attempts),
+  by age.
 Every batch is one transaction; on PostgreSQL an advisory lock lets one hub purge at a time.
 """
 
@@ -18,7 +19,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, delete, exists, func, select, text
 
 from hub.core.records import PurgeCounts
-from hub.store.models import audit, disclosures, held_copies, messages, outbox, rejections
+from hub.store.models import (
+    audit,
+    disclosures,
+    held_copies,
+    messages,
+    outbox,
+    rejections,
+    webhook_attempts,
+)
 from hub.store.repos.base import IN_CHUNK, SqlRepo, chunks
 
 # pg_try_advisory_xact_lock key: "SIFHUB PURGE" in spirit; any constant shared by all hubs.
@@ -90,6 +99,12 @@ class SqlRetention(SqlRepo):
             ("rejections", rejections, rejections.c.at, rejections_before),
             ("disclosures", disclosures, disclosures.c.published_at, accountability_before),
             ("audit", audit, audit.c.at, accountability_before),
+            (
+                "webhook_attempts",
+                webhook_attempts,
+                webhook_attempts.c.attempted_at,
+                accountability_before,
+            ),
         ):
             query = select(table.c.id).where(column < before).order_by(column).limit(limit)
             ids = list((await self._execute(query)).scalars().all())

@@ -3,7 +3,7 @@ so that re-approval is judged per recipient (NULL for versions stored before: th
 `widens` flag then applies to every recipient).
 
 Revision ID: 0007
-Revises: 0004_admin_users
+Revises: 0006
 Create Date: 2026-12-02
 
 Written by hand and checked against hub.store.models by tests/integration/test_store.py.
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0004_admin_users"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
