@@ -186,11 +186,11 @@ def _read(body: bytes, schemas: Schemas) -> _Read:
         root = parse_untrusted(body)
         read.source, read.msg_id = echo_ids(root)
         read.object_name = peek_object_name(root)
-        sniffed = sniff(root)
+        read.sniffed = sniffed = sniff(root)  # known for the refusal's ack and metrics too
         read.version = sniffed.version
         partial = sniffed.event_action in (Action.CHANGE, Action.DELETE)
         schemas.validate_message(root, partial=partial)
-        read.root, read.sniffed = root, sniffed
+        read.root = root
     except SifError as error:
         read.error = error
     return read

@@ -342,6 +342,7 @@ async def test_a_partial_change_is_tied_to_its_learner_by_the_objects_refid(
     await _ok(
         running, "dovedale-mis", "LearnerEntitlement", "Add", _entitlement(DOVEDALE_2, suppressed)
     )
+    await running.settle()  # both Adds leave before the suppression (else it stops one)
     response = await running.admin(
         "POST", "/admin/suppressions", json={"learner": DOVEDALE_2.refid, "reason": "adopted"}
     )
