@@ -12,7 +12,7 @@ from hub.api.app import create_app
 from hub.api.slow_clients import HeaderDeadline, header_deadline_protocol
 from hub.composition import build_hub, start, stop
 from hub.core.config import HubConfig
-from hub.settings import Settings, check_serving
+from hub.settings import Settings, check_secret_key, check_serving
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -21,6 +21,7 @@ async def serve(settings: Settings, config: HubConfig) -> None:
     """Until SIGTERM or SIGINT: then uvicorn finishes the requests in flight, and the hub
     stops its background tasks, closes the broker and checkpoints the database."""
     check_serving(settings)  # before touching anything: UnsafeToServe says why not
+    check_secret_key(settings, webhooks=bool(config.webhook_subscribers()))
     # The header deadline is built on httptools' protocol; h11 (HUB_HTTP_PARSER=h11) goes
     # without it and relies on a reverse proxy's client timeouts.
     http: type[HeaderDeadline] | str = (

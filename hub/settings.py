@@ -153,8 +153,6 @@ def check_serving(settings: Settings) -> None:
             "HUB_ADMIN_TOKEN must be set in production "
             f"(at least {MIN_ADMIN_TOKEN_CHARS} random characters)"
         )
-    if settings.env == "production" and settings.secret_key == DEV_SECRET_KEY:
-        raise UnsafeToServe("HUB_SECRET_KEY must be set in production (it seals webhook secrets)")
     if len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
         raise UnsafeToServe(
             f"HUB_ADMIN_TOKEN is empty or shorter than {MIN_ADMIN_TOKEN_CHARS} characters"
@@ -164,6 +162,13 @@ def check_serving(settings: Settings) -> None:
             f"the development admin token is refused on {settings.host!r}, which is not a "
             "loopback address: set HUB_ADMIN_TOKEN"
         )
+
+
+def check_secret_key(settings: Settings, *, webhooks: bool) -> None:
+    """A production hub that signs webhooks must not seal their secrets with the
+    development key (raises UnsafeToServe)."""
+    if webhooks and settings.env == "production" and settings.secret_key == DEV_SECRET_KEY:
+        raise UnsafeToServe("HUB_SECRET_KEY must be set in production (it seals webhook secrets)")
 
 
 def _loopback(host: str) -> bool:

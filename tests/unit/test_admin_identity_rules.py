@@ -11,6 +11,7 @@ from hub.settings import (
     MIN_ADMIN_TOKEN_CHARS,
     Settings,
     UnsafeToServe,
+    check_secret_key,
     check_serving,
 )
 
@@ -47,6 +48,16 @@ def test_production_needs_its_own_token_of_at_least_the_bound() -> None:
         check_serving(settings(env="production", admin_token=DEV_ADMIN_TOKEN))
     check_serving(settings(env="production", admin_token=GOOD, host="0.0.0.0"))
     assert len(DEV_ADMIN_TOKEN) >= MIN_ADMIN_TOKEN_CHARS  # development starts as it did
+
+
+def test_a_production_hub_with_webhooks_needs_its_own_secret_key() -> None:
+    production = settings(env="production", admin_token=GOOD)
+    with pytest.raises(UnsafeToServe, match="HUB_SECRET_KEY must be set"):
+        check_secret_key(production, webhooks=True)
+    check_secret_key(production, webhooks=False)  # nothing to seal
+    check_secret_key(
+        settings(env="production", admin_token=GOOD, secret_key="k" * 40), webhooks=True
+    )
 
 
 @pytest.mark.parametrize(
