@@ -1,2 +1,8 @@
-"""Edge adapters: clients that speak to the hub from outside (a school's SIF agent, an LA
-service's queue consumer). Used by the demo, the benchmark and the end-to-end tests."""
+"""Edge adapters: one module per format or transport at the hub's edge. Each opens with a
+docstring naming its features and its configuration or URL form. Adapters change format and
+transport, never policy: what leaves is decided and filtered before an adapter sees it.
+
+- webhook.py: push each released copy over HTTPS, signed the Standard Webhooks way.
+
+The simulated school agent, sample data and demo LA consumer live in hub/simulate/.
+"""

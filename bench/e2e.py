@@ -54,13 +54,13 @@ from _common import (
     rabbitmq_version,
 )
 
-from adapters import sample_data as data
-from adapters import sif_messages
-from adapters.school_agent import SchoolAgent
 from hub.amqp.provision import management_target
 from hub.amqp.topology import declare_subscriber
 from hub.core import naming
 from hub.demo import SECRETS
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages
+from hub.simulate.school_agent import SchoolAgent
 
 OBJECT = "LearnerAttendance"
 PUPILS_PER_SCHOOL = 300  # a roll of 900 pupils; two sessions a day each

@@ -55,12 +55,12 @@ from _common import (
     machine_facts,
 )
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.school_agent import read_ack
 from hub.configfile import load_config
 from hub.demo import SECRETS
 from hub.settings import DEV_ADMIN_TOKEN
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.school_agent import read_ack
 
 AGENT = "hilltop-mis"
 HILLTOP = "8302001"

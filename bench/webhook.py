@@ -22,12 +22,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters import sample_data as data
-from adapters.school_agent import SchoolAgent
 from hub.api.app import create_app
 from hub.composition import Hub, build_hub, start, stop
 from hub.demo import SECRETS
 from hub.settings import Settings
+from hub.simulate import sample_data as data
+from hub.simulate.school_agent import SchoolAgent
 from tests.e2e.conftest import ADMIN, _queues
 from tests.e2e.test_webhook import HR, webhook_config
 from tests.webhook_receiver import Receiver, receiver_running
@@ -36,7 +36,7 @@ AGENT_FOR = {"8302001": "hilltop-mis", "8304012": "dovedale-mis", "8302105": "ma
 
 
 async def run(events: int, concurrency: int, database_url: str | None) -> None:
-    from adapters.la_consumer import delete_queues
+    from hub.simulate.la_consumer import delete_queues
 
     with receiver_running(Receiver()) as receiver, tempfile.TemporaryDirectory() as tmp:
         config = webhook_config(receiver.url, f"sifhub-bench-{uuid.uuid4().hex[:8]}")

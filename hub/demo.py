@@ -21,9 +21,6 @@ import httpx
 import uvicorn
 from lxml import etree
 
-from adapters import sample_data as data
-from adapters.la_consumer import Received, delete_queues, drain
-from adapters.school_agent import SchoolAgent
 from hub.api.app import create_app
 from hub.composition import Hub, build_hub, start, stop
 from hub.configfile import load_config
@@ -31,6 +28,9 @@ from hub.core import naming
 from hub.core.config import HubConfig, Subscriber
 from hub.pipeline.release import release_once
 from hub.settings import DEV_ADMIN_TOKEN, Settings
+from hub.simulate import sample_data as data
+from hub.simulate.la_consumer import Received, delete_queues, drain
+from hub.simulate.school_agent import SchoolAgent
 
 SECRETS = {
     "hilltop-mis": "hilltop-demo-secret",

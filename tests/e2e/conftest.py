@@ -16,8 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.la_consumer import Received, delete_queues, drain
-from adapters.school_agent import SchoolAgent
 from hub.api.app import create_app
 from hub.composition import Hub, build_hub, start, stop
 from hub.configfile import load_config
@@ -27,6 +25,8 @@ from hub.core.retry import RetryLadder
 from hub.demo import SECRETS
 from hub.pipeline.release import release_once
 from hub.settings import DEV_ADMIN_TOKEN, Settings
+from hub.simulate.la_consumer import Received, delete_queues, drain
+from hub.simulate.school_agent import SchoolAgent
 from tests.broker_fixtures import remove_broker_users
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from adapters.la_consumer import delete_queues
+from hub.simulate.la_consumer import delete_queues
 from tests.e2e.conftest import AMQP_URL, COUNTY, _queues, county_config
 
 

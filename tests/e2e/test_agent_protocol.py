@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.la_consumer import Received
-from adapters.school_agent import Ack, SchoolAgent
 from hub.core import naming
 from hub.core.envelope import SIF_UK_NS
 from hub.core.paths import PathFilter, parse_path
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.la_consumer import Received
+from hub.simulate.school_agent import Ack, SchoolAgent
 from tests.e2e.conftest import RunningHub
 
 pytestmark = pytest.mark.integration

@@ -21,14 +21,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.la_consumer import Received
 from hub.configfile import load_config
 from hub.core import naming
 from hub.core.admins import BOOTSTRAP
 from hub.core.envelope import SIF_UK_NS
 from hub.pipeline.release import release_once
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.la_consumer import Received
 from tests.e2e.conftest import ADMIN, COUNTY, REPO, RunningHub
 
 pytestmark = pytest.mark.integration

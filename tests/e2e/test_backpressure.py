@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters import sample_data as data
 from hub.pipeline.backlog import BacklogLimits, measure
+from hub.simulate import sample_data as data
 from tests.e2e.conftest import ADMIN, RunningHub, hub_running
 
 pytestmark = pytest.mark.integration

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from lxml import etree
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.school_agent import Ack, SchoolAgent
 from hub.api.app import create_app
 from hub.core.envelope import SIF_UK_NS
 from hub.demo import SECRETS
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.school_agent import Ack, SchoolAgent
 from hub.store.engine import create_engine
 from hub.store.store import SqlStore
 from tests.e2e.conftest import RunningHub, hub_running

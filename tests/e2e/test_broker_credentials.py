@@ -15,14 +15,14 @@ import pytest
 from aiormq.exceptions import ChannelAccessRefused, ProbableAuthenticationError
 from sqlalchemy import text
 
-from adapters import sample_data as data
-from adapters.la_consumer import delete_queues, drain
 from hub.amqp.provision import MANAGED_TAG, ManagementTarget
 from hub.composition import Hub, build_hub, start, stop
 from hub.core import naming
 from hub.core.admins import BOOTSTRAP
 from hub.core.config import Subscriber
 from hub.settings import Settings
+from hub.simulate import sample_data as data
+from hub.simulate.la_consumer import delete_queues, drain
 from tests.broker_fixtures import remove_broker_users
 from tests.e2e.conftest import (
     AMQP_URL,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import sample_data as data
-from adapters.school_agent import SchoolAgent
 from hub.demo import SECRETS
+from hub.simulate import sample_data as data
+from hub.simulate.school_agent import SchoolAgent
 from tests.e2e.hub_process import hub_process
 
 pytestmark = pytest.mark.integration

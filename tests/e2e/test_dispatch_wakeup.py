@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters import sample_data as data
 from hub.core import naming
+from hub.simulate import sample_data as data
 from tests.e2e.conftest import _wait_connected, hub_running
 
 pytestmark = pytest.mark.integration

@@ -19,13 +19,13 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.la_consumer import delete_queues, drain
-from adapters.school_agent import Ack, SchoolAgent
 from hub.amqp.provision import ManagementTarget
 from hub.core import naming
 from hub.demo import SECRETS
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.la_consumer import delete_queues, drain
+from hub.simulate.school_agent import Ack, SchoolAgent
 from tests.broker_fixtures import remove_broker_users
 from tests.e2e.conftest import (
     AMQP_URL,

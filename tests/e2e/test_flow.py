@@ -7,11 +7,11 @@ from datetime import date
 
 import pytest
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.la_consumer import Received
 from hub.core import naming
 from hub.core.paths import PathFilter, parse_path
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.la_consumer import Received
 from tests.e2e.conftest import RunningHub
 
 pytestmark = pytest.mark.integration

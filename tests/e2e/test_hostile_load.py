@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.school_agent import Ack, SchoolAgent
 from hub.api import auth
 from hub.api.app import create_app
 from hub.demo import SECRETS
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.school_agent import Ack, SchoolAgent
 from tests.e2e.conftest import RunningHub, hub_running
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.la_consumer import Received
 from hub.core import naming
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.la_consumer import Received
 from tests.e2e.conftest import RunningHub
 from tests.e2e.test_agreements import (
     CME,

@@ -22,12 +22,12 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from adapters import sample_data as data
-from adapters.la_consumer import delete_queues, drain
-from adapters.school_agent import SchoolAgent
 from hub.core import naming
 from hub.core.ports import Outgoing, Publisher
 from hub.demo import SECRETS
+from hub.simulate import sample_data as data
+from hub.simulate.la_consumer import delete_queues, drain
+from hub.simulate.school_agent import SchoolAgent
 from tests.db_fixtures import fresh_pg_database
 from tests.e2e.conftest import AMQP_URL, COUNTY, _wait_connected, county_config, hub_running
 from tests.e2e.test_agreements import _sole_releaser

@@ -16,10 +16,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
 from hub import __version__
 from hub.settings import DEV_ADMIN_TOKEN
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
 from tests.e2e.conftest import REPO, RunningHub, _wait_connected, hub_running
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import aio_pika
 import httpx
 import pytest
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
 from hub.settings import DEV_ADMIN_TOKEN
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
 from tests.e2e.conftest import RunningHub
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import asyncio
 import aio_pika
 import pytest
 
-from adapters import sample_data as data
 from hub.core.admins import BOOTSTRAP
+from hub.simulate import sample_data as data
 from tests.e2e.conftest import AMQP_URL, RunningHub
 from tests.e2e.test_agreements import DAY, DOVEDALE, _audit, _register_all
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from adapters import sample_data as data
-from adapters.la_consumer import Received
-from adapters.school_agent import SchoolAgent
 from hub.configfile import load_config
+from hub.simulate import sample_data as data
+from hub.simulate.la_consumer import Received
+from hub.simulate.school_agent import SchoolAgent
 from tests.e2e.conftest import REPO, RunningHub, _wait_connected, hub_running
 
 pytestmark = pytest.mark.integration

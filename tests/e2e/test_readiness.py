@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters import sample_data as data
-from adapters.school_agent import SchoolAgent
 from hub.amqp.publisher import AmqpPublisher
 from hub.api.problems import PROBLEM
 from hub.core.policy import Policy
 from hub.demo import SECRETS
 from hub.pipeline.backlog import BacklogLimits
 from hub.settings import DEV_ADMIN_TOKEN
+from hub.simulate import sample_data as data
+from hub.simulate.school_agent import SchoolAgent
 from tests.e2e.conftest import RunningHub, _wait_connected, hub_running
 from tests.e2e.hub_process import hub_process, wait_ready
 

@@ -18,12 +18,12 @@ import yaml
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from adapters import sample_data as data
-from adapters.la_consumer import Received, drain
 from hub.amqp.provision import ManagementTarget
 from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.records import WebhookAttemptRecord
+from hub.simulate import sample_data as data
+from hub.simulate.la_consumer import Received, drain
 from hub.store.models import disclosures
 from tests.e2e.conftest import COUNTY, RunningHub, _wait_connected, hub_running
 from tests.webhook_receiver import HANG, Receiver, receiver_running

@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
 from hub.core.errors import system_error
 from hub.core.records import SuppressionRecord
 from hub.metrics.prometheus import Levels, PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy
 from hub.pipeline.dispatch import dispatch_once
 from hub.pipeline.release import release_once
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
 from tests.unit.test_pipeline_fakes import (  # noqa: F401 - fixtures
     DAY,
     IMMEDIATE_FOR_LEARNER,

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters import sample_data as data
-from adapters import sif_messages as m
-from adapters.school_agent import Ack, read_ack
 from hub.configfile import load_config
 from hub.core import naming
 from hub.core.config import HubConfig
@@ -24,6 +21,9 @@ from hub.pipeline.dispatch import DispatchContext, dispatch_once, run_dispatcher
 from hub.pipeline.ingest import Incoming, IngestContext, handle
 from hub.pipeline.release import release_once
 from hub.sif.schemas import Schemas, load_schemas
+from hub.simulate import sample_data as data
+from hub.simulate import sif_messages as m
+from hub.simulate.school_agent import Ack, read_ack
 from tests.fakes import FakePublisher, FakePullSource, FakeStore
 
 COUNTY = Path(__file__).resolve().parents[2] / "deploy/examples/county.yaml"

@@ -54,8 +54,6 @@ from hypothesis.control import currently_in_test_context
 from lxml import etree
 from stdnum.gb import upn as upn_check
 
-from adapters import sif_messages as m
-from adapters.school_agent import read_ack
 from hub.core import naming
 from hub.core.agreements.lifecycle import Transition, initial
 from hub.core.agreements.model import PupilAccess
@@ -70,6 +68,8 @@ from hub.pipeline.agreements import AgreementInvalid, load_policy, parse_agreeme
 from hub.pipeline.dispatch import DispatchContext, dispatch_once
 from hub.pipeline.ingest import Incoming, IngestContext, handle
 from hub.pipeline.release import release_once
+from hub.simulate import sif_messages as m
+from hub.simulate.school_agent import read_ack
 from tests.fakes import FakePublisher, FakePullSource, FakeStore
 from tests.unit.test_filter_properties import (
     SCHEMAS,

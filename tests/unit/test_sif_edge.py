@@ -1,7 +1,6 @@
 import pytest
 from lxml import etree
 
-from adapters import sif_messages as m
 from hub.core.errors import Category, SifError
 from hub.core.paths import PathFilter
 from hub.sif import build
@@ -9,6 +8,7 @@ from hub.sif.envelope import read_event, sniff
 from hub.sif.filter import apply_filter, released_paths
 from hub.sif.names import NS
 from hub.sif.parse import parse_untrusted
+from hub.simulate import sif_messages as m
 
 LEARNER = (
     f'<LearnerPersonal xmlns="{NS}" RefId="53E6F4C0109FDE4DC7E11DB9C0100163">'

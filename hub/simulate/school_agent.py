@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import httpx
 from lxml import etree
 
-from adapters import sif_messages as m
 from hub.core.envelope import SIF_UK_NS
+from hub.simulate import sif_messages as m
 
 _NS = {"s": SIF_UK_NS}
 
