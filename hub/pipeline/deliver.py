@@ -63,20 +63,20 @@ async def push_copy(
     try:
         acknowledged, sealed = await _lookup(ctx, subscriber, copy.message_id)
     except StoreUnavailable:
-        return _defer(ctx, copy)
+        return set_aside(ctx, copy)
     if acknowledged is None:
-        return _defer(ctx, copy, unreleased=True)
+        return set_aside(ctx, copy, unreleased=True)
     if acknowledged:
         log.info("deliver.duplicate subscriber=%s copy=%s", subscriber, copy.message_id)
         return Settle(kind="done", attempts=copy.attempts, deferrals=copy.deferrals)
     if sealed is None:
-        return _defer(ctx, copy)
+        return set_aside(ctx, copy)
     result = await ctx.pusher.push(target.url, sealed, copy, timeout_seconds=target.timeout_seconds)
     settle = verdict(result, copy.attempts + 1, copy.deferrals, ctx.ladder)
     try:
         await _record(ctx, subscriber, copy, result, settle)
     except StoreUnavailable:  # unaccounted for: try again later rather than count it
-        return _defer(ctx, copy)
+        return set_aside(ctx, copy)
     return settle
 
 
@@ -90,7 +90,7 @@ def verdict(result: PushResult, attempt: int, deferrals: int, ladder: RetryLadde
     return Settle(kind="retry", delay_ms=delay, attempts=attempt, deferrals=deferrals)
 
 
-def _defer(ctx: PushContext, copy: Delivered, *, unreleased: bool = False) -> Settle:
+def set_aside(ctx: PushContext, copy: Delivered, *, unreleased: bool = False) -> Settle:
     """Set the copy aside without a try: the first retry step while the database is
     away or no secret is issued; up the ladder while its disclosure row is missing."""
     if not unreleased:
@@ -112,20 +112,31 @@ def _defer(ctx: PushContext, copy: Delivered, *, unreleased: bool = False) -> Se
     )
 
 
+async def await_release(
+    store: Store, copy_msg_id: str, waits: tuple[float, ...]
+) -> bool | None:
+    """Whether the copy is acknowledged yet, once its disclosure row is committed; None if
+    the row does not appear within `waits` (not released yet, or never). Every delivery
+    (webhook, feed, file) checks this before a copy leaves, so none outruns dispatch."""
+    for pause in (*waits, None):
+        async with store.transaction() as tx:
+            found = await tx.disclosures.recorded([copy_msg_id])
+        if copy_msg_id in found:
+            return found[copy_msg_id]
+        if pause is not None:
+            await asyncio.sleep(pause)
+    return None
+
+
 async def _lookup(
     ctx: PushContext, subscriber: str, copy_msg_id: str
 ) -> tuple[bool | None, bytes | None]:
     """Is the copy acknowledged yet (None while its disclosure row is not yet written),
-    and the subscriber's sealed secret: one transaction per look."""
-    for pause in (*ctx.disclosure_waits, None):
-        async with ctx.store.transaction() as tx:
-            found = await tx.disclosures.recorded([copy_msg_id])
-            sealed = await tx.webhooks.secret(subscriber) if copy_msg_id in found else None
-        if copy_msg_id in found:
-            return found[copy_msg_id], sealed
-        if pause is not None:
-            await asyncio.sleep(pause)
-    return None, None
+    and the subscriber's sealed secret."""
+    acknowledged = await await_release(ctx.store, copy_msg_id, ctx.disclosure_waits)
+    if acknowledged is None:
+        return None, None
+    return acknowledged, await _secret(ctx, subscriber)
 
 
 async def _secret(ctx: PushContext, subscriber: str) -> bytes | None:
