@@ -18,11 +18,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
-from starlette.concurrency import run_in_threadpool
+from fastapi import Depends, Header, Request
 
-from hub.api.auth import hash_secret, verify_secret
-from hub.api.deps import HubDep
+from hub.api.auth import AgentAuthenticator, Throttled, hash_secret
+from hub.api.deps import AuthenticatorDep, HubDep, client_of, too_many_failures
 from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.admins import BOOTSTRAP, Role
@@ -57,7 +56,10 @@ def mint_token() -> IssuedToken:
 
 
 async def authenticate_admin(
-    hub: HubDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    hub: HubDep,
+    authenticator: AuthenticatorDep,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> AdminIdentity:
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
@@ -65,7 +67,10 @@ async def authenticate_admin(
         raise _unauthorized("Admin bearer token required")
     if _is_bootstrap(hub.settings.admin_token, token):
         return AdminIdentity(BOOTSTRAP, Role.ADMIN)
-    user = await _user(hub, token)
+    try:
+        user = await _user(hub, authenticator, token, client_of(request))
+    except Throttled as exc:
+        raise too_many_failures(exc) from None
     if user is None:
         raise _unauthorized("Unknown, revoked or malformed admin token")
     return AdminIdentity(user.name, Role(user.role))
@@ -78,7 +83,9 @@ def _is_bootstrap(expected: str, presented: str) -> bool:
     return long_enough and hmac.compare_digest(expected.encode(), presented.encode())
 
 
-async def _user(hub: Hub, token: str) -> AdminUserRecord | None:
+async def _user(
+    hub: Hub, authenticator: AgentAuthenticator, token: str, client: str
+) -> AdminUserRecord | None:
     key_id, dot, secret = token.partition(".")
     if not (dot and secret and _KEY_ID.fullmatch(key_id)):
         return None  # no database read, no argon2 run, for what cannot be a token
@@ -89,10 +96,12 @@ async def _user(hub: Hub, token: str) -> AdminUserRecord | None:
         raise Problem(
             503, "Database unavailable", "Admin users are looked up in the database"
         ) from None
+    keys = [f"client:{client}", f"admin:{key_id}"]
     if user is None or user.revoked_at is not None:
+        authenticator.charge(keys)
         return None
-    # argon2 is slow and CPU-bound: off the event loop, like agents' checks.
-    verified = await run_in_threadpool(verify_secret, user.secret_hash, secret)
+    # argon2 is slow and CPU-bound: the same bounded, throttled path as agents' checks.
+    verified = await authenticator.check(user.secret_hash, secret, keys)
     return user if verified else None
 
 

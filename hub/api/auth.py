@@ -25,17 +25,6 @@ def hash_secret(secret: str) -> str:
     return _HASHER.hash(secret)
 
 
-def verify_secret(secret_hash: str, secret: str) -> bool:
-    """argon2-verify `secret`, remembering a success for this process so that a known
-    secret costs an HMAC afterwards, not another argon2 run."""
-    if _known(secret_hash, secret):
-        return True
-    if not _verify(secret_hash, secret):
-        return False
-    _remember(secret_hash, secret)
-    return True
-
-
 def _digest(secret: str) -> bytes:
     return hmac.new(_PROCESS_KEY, secret.encode(), hashlib.sha256).digest()
 
@@ -58,11 +47,12 @@ class Throttled(Exception):
 
 
 class AgentAuthenticator:
-    """Verifies agent credentials against the configured argon2 hashes.
+    """Verifies agent credentials against the configured argon2 hashes, and any other
+    argon2-hashed secret (admin users' tokens) through the same bounded path.
 
     A secret already verified in this process is recognised by a keyed digest, with no
-    argon2 and no throttle: a real agent is served whatever a flood does. Anything else is
-    first charged to the failure throttle (the client's network and the agent id), then
+    argon2 and no throttle: a real caller is served whatever a flood does. Anything else is
+    first charged to the failure throttle (the client's network and the identity), then
     verified by argon2 (64 MiB each) in a worker thread, at most `max_concurrent` at once.
     """
 
@@ -73,21 +63,29 @@ class AgentAuthenticator:
     async def authenticate(self, user: str, secret: str, client: str) -> Agent | None:
         """The agent, or None for a wrong id or secret; raises Throttled before argon2."""
         agent = self._config.agent(user)
-        if agent is not None and _known(agent.secret_hash, secret):
-            return agent
         keys = [f"client:{client}"] + ([f"agent:{agent.id}"] if agent is not None else [])
+        if agent is None:
+            self.charge(keys)
+            return None
+        return agent if await self.check(agent.secret_hash, secret, keys) else None
+
+    async def check(self, secret_hash: str, secret: str, keys: list[str]) -> bool:
+        """Whether `secret` matches `secret_hash`; a failure counts against `keys`, and
+        raises Throttled (before any argon2 run) once they have failed too often."""
+        if _known(secret_hash, secret):
+            return True
+        self.charge(keys)
+        async with self._argon2:
+            ok = await asyncio.to_thread(_verify, secret_hash, secret)
+        if ok:
+            self._throttle.refund(keys)
+            _remember(secret_hash, secret)
+        return ok
+
+    def charge(self, keys: list[str]) -> None:
         wait = self._throttle.charge(keys)
         if wait > 0:
             raise Throttled(wait)
-        if agent is None:
-            return None
-        async with self._argon2:
-            ok = await asyncio.to_thread(_verify, agent.secret_hash, secret)
-        if not ok:
-            return None
-        self._throttle.refund(keys)
-        _remember(agent.secret_hash, secret)
-        return agent
 
 
 def _verify(secret_hash: str, secret: str) -> bool:

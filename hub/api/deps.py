@@ -35,19 +35,27 @@ async def require_agent(
     """HTTP-level refusals (401, 429) come before the SIF message is read, as problem+json:
     there is no authenticated agent to address a SIF_Ack to."""
     user, secret = _basic_credentials(authorization)
-    client = client_network(request.client.host if request.client else None)
     try:
-        agent = await authenticator.authenticate(user, secret, client)
+        agent = await authenticator.authenticate(user, secret, client_of(request))
     except Throttled as exc:
-        raise Problem(
-            429,
-            "Too many failed authentications",
-            "Wait for Retry-After seconds before trying again",
-            {"Retry-After": retry_after_header(exc.retry_after)},
-        ) from None
+        raise too_many_failures(exc) from None
     if agent is None:
         raise Problem(401, "Unauthorized", "Unknown agent or wrong secret", _BASIC_CHALLENGE)
     return agent
+
+
+def client_of(request: Request) -> str:
+    """The throttle's key for the caller: its network, not its exact address."""
+    return client_network(request.client.host if request.client else None)
+
+
+def too_many_failures(exc: Throttled) -> Problem:
+    return Problem(
+        429,
+        "Too many failed authentications",
+        "Wait for Retry-After seconds before trying again",
+        {"Retry-After": retry_after_header(exc.retry_after)},
+    )
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str]:
@@ -64,4 +72,5 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
+AuthenticatorDep = Annotated[AgentAuthenticator, Depends(get_authenticator)]
 AgentDep = Annotated[Agent, Depends(require_agent)]

@@ -16,8 +16,12 @@ import httpx
 import pytest
 
 from hub.api import auth
+from hub.api.admin_auth import mint_token
 from hub.api.app import create_app
+from hub.core.admins import Role
+from hub.core.records import Actor
 from hub.demo import SECRETS
+from hub.pipeline import admin_users
 from hub.simulate import sample_data as data
 from hub.simulate import sif_messages as m
 from hub.simulate.school_agent import Ack, SchoolAgent
@@ -261,3 +265,41 @@ async def test_argon2_runs_at_most_auth_max_concurrent_at_once(
         assert [a.http_status for a in flood] == [401] * 6
         assert argon2.calls == 6
         assert argon2.most <= 2
+
+
+async def test_admin_token_guesses_share_the_throttle_and_the_argon2_bound(
+    database_url: str, tmp_path: Path, argon2: Argon2Spy
+) -> None:
+    """A flood of wrong secrets on a real admin key id costs argon2 only until the throttle
+    refuses it; the user, already verified, is still served."""
+    async with (
+        hub_running(
+            database_url, tmp_path, auth_failure_burst=3, auth_failure_interval_seconds=60
+        ) as running,
+        _clients(running) as clients,
+    ):
+        token = mint_token()
+        async with running.hub.store.transaction() as tx:
+            await admin_users.add_user(
+                tx,
+                "ops-user",
+                Role.OPERATOR,
+                key_id=token.key_id,
+                secret_hash=token.secret_hash,
+                actor=Actor("test"),
+                now=running.clock(),
+            )
+        real = {"Authorization": f"Bearer {token.token}"}
+        assert (await clients["school"].get("/admin/stats", headers=real)).status_code == 200
+        calls_before = argon2.calls
+        guess = {"Authorization": f"Bearer {token.key_id}.not-the-secret"}
+        statuses = [
+            (await clients["attacker"].get("/admin/stats", headers=guess)).status_code
+            for _ in range(8)
+        ]
+        assert statuses == [401] * 3 + [429] * 5
+        assert argon2.calls - calls_before == 3
+        refused = await clients["attacker"].get("/admin/stats", headers=guess)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert (await clients["school"].get("/admin/stats", headers=real)).status_code == 200
