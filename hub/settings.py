@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # Seals secrets the hub must use in clear (webhook signing secrets) in the database.
     # Changing it makes issued secrets unreadable: issue them again.
     secret_key: str = DEV_SECRET_KEY
+    # The ops console's session lifetime (signed cookie; the user row is re-read every call).
+    console_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     # Webhook push: a failed attempt n waits retry_delays[n-1] (the last repeating) in a
     # fixed-delay retry queue; after max_attempts attempts the copy is dead-lettered.
     webhook_retry_delays_seconds: list[float] = Field(

@@ -24,7 +24,7 @@ from hub.api.auth import AgentAuthenticator, Throttled, hash_secret
 from hub.api.deps import AuthenticatorDep, HubDep, client_of, too_many_failures
 from hub.api.problems import Problem
 from hub.composition import Hub
-from hub.core.admins import BOOTSTRAP, Role
+from hub.core.admins import BOOTSTRAP, Role, may
 from hub.core.ports import StoreUnavailable
 from hub.core.records import Actor, AdminUserRecord
 from hub.settings import MIN_ADMIN_TOKEN_CHARS
@@ -119,19 +119,19 @@ def requires(*roles: Role) -> Any:
         identity: Annotated[AdminIdentity, Depends(authenticate_admin)],
         x_hub_note: Annotated[str | None, Header()] = None,
     ) -> Actor:
-        if identity.role not in allowed:
+        if not may(identity.role, *allowed):
             raise Problem(
                 403,
                 "Forbidden",
                 f"The {identity.role} role may not do this; it needs {needed}",
                 required_roles=sorted(allowed),
             )
-        return Actor(identity.name, _note(x_hub_note))
+        return Actor(identity.name, audit_note(x_hub_note))
 
     return Depends(check)
 
 
-def _note(header: str | None) -> str | None:
+def audit_note(header: str | None) -> str | None:
     """Free text for the audit row: printable, one line, capped."""
     text = "".join(c if c.isprintable() else " " for c in (header or "")).strip()
     return text[:NOTE_MAX] or None

@@ -81,15 +81,11 @@ def _summary(state: Any, now: datetime, held: dict[str, int]) -> dict[str, Any]:
 
 @router.get("/{agreement_id}")
 async def get_agreement(agreement_id: str, hub: HubDep, _: OperatorOrDpoDep) -> dict[str, Any]:
-    async with hub.store.transaction() as tx:
-        versions = await tx.agreements.versions(agreement_id)
-        lifecycle = next(
-            (r for r in await tx.agreements.lifecycles() if r.agreement_id == agreement_id), None
-        )
-        approvals = await tx.agreements.approvals(agreement_id)
-        pupils = await tx.privacy.pupil_access(agreement_id)
-    if not versions or lifecycle is None:
+    found = await service.detail(hub.store, agreement_id)
+    if found is None:
         raise Problem(404, "Unknown agreement", f"No agreement {agreement_id!r}")
+    versions, lifecycle = found.versions, found.lifecycle
+    approvals, pupils = found.approvals, found.pupils
     return {
         "id": agreement_id,
         "lifecycle": vars(lifecycle),
@@ -216,19 +212,19 @@ async def decide_held(
     agreement_id: str, decision: HeldDecision, hub: HubDep, actor: OperatorDep
 ) -> dict[str, Any]:
     """Release or discard what a suspension held: decided once the suspension has ended."""
-    now_standing = hub.policies.current().standing(agreement_id)
-    if now_standing is None:
-        raise Problem(404, "Unknown agreement", f"No agreement {agreement_id!r}")
-    if now_standing.holds:
-        raise Problem(
-            409,
-            "Agreement still suspended",
-            "Reinstate the agreement (or wait for the suspension to end) first",
+    try:
+        count = await service.decide_suspension_held(
+            hub.store,
+            hub.policies.current(),
+            agreement_id,
+            decision.decision,
+            actor=actor,
+            now=hub.clock(),
         )
-    async with hub.store.transaction() as tx:
-        count = await service.decide_held(
-            tx, agreement_id, decision.decision, actor=actor, now=hub.clock()
-        )
+    except service.HeldNotDecidable as exc:
+        if exc.missing:
+            raise Problem(404, "Unknown agreement", str(exc)) from None
+        raise Problem(409, "Agreement still suspended", str(exc)) from None
     await policy_changed(hub)
     return {"id": agreement_id, "decision": decision.decision, "copies": count}
 

@@ -22,6 +22,7 @@ from hub.api.auth import AgentAuthenticator
 from hub.api.slow_clients import BodyDeadline
 from hub.api.throttle import FailureThrottle, Limit
 from hub.composition import Hub
+from hub.console import install as install_console
 
 
 def create_app(hub: Hub) -> FastAPI:
@@ -52,4 +53,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(outbox_routes.router, tags=["Outbox"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
     app.include_router(admin_user_routes.router, tags=["Admin users"])
+    install_console(app)  # the ops console at /console (HTML pages, not in the OpenAPI)
     return app

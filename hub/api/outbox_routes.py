@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.admin_auth import OperatorDep
 from hub.api.deps import HubDep
-from hub.core.records import audited
+from hub.pipeline import redrive as service
 
 router = APIRouter(prefix="/admin/outbox")
 
@@ -61,10 +61,6 @@ async def parked(
 @router.post("/redrive", response_model=Redriven)
 async def redrive(body: Redrive, hub: HubDep, actor: OperatorDep) -> Redriven:
     """Put parked rows back in the queue (due now, attempts reset); audited."""
-    now = hub.clock()
-    async with hub.store.transaction() as tx:
-        done = await tx.outbox.redrive(body.ids, now)
-        detail = {"rows": len(done), "ids": done[:100]}
-        await tx.audit.add(audited(actor, now, "outbox.redrive", "outbox", detail))
+    done = await service.redrive(hub.store, body.ids, actor=actor, now=hub.clock())
     hub.dispatch.wake.set()
     return Redriven(redriven=len(done))

@@ -14,6 +14,15 @@ class Role(StrEnum):
     ADMIN = "admin"  # everything, plus users
 
 
+def may(role: Role, *allowed: Role) -> bool:
+    """The one role rule: a role may do what names it, and the admin role may do everything."""
+    return role is Role.ADMIN or role in allowed
+
+
+# Who may see learner identifiers and raw payloads in the ops console (search by UPN or
+# RefId, the payload on a journey page): not the viewer, who sees counts and statuses.
+PERSONAL_DATA_ROLES = (Role.OPERATOR, Role.DPO)
+
 # The identity HUB_ADMIN_TOKEN authenticates as (role admin).
 BOOTSTRAP = "bootstrap"
 # Names the hub itself writes as audit actors: no user may take them.

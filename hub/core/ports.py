@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from hub.core.errors import SifError
 from hub.core.records import (
+    Activity,
     AdminUserRecord,
     AgreementVersionRecord,
     ApprovalRecord,
@@ -19,8 +20,11 @@ from hub.core.records import (
     BacklogFigures,
     DisclosureRecord,
     HeldRecord,
+    Journey,
+    JourneyQuery,
     LifecycleRecord,
     MessageRecord,
+    MessageSummary,
     OutboxRecord,
     PacketRecord,
     ParkedRecord,
@@ -285,6 +289,19 @@ class AdminUsers(Protocol):
         ...
 
 
+class Journeys(Protocol):
+    """Read-only views for the ops console: message search, one message's journey, and
+    activity counts. Never a payload (Messages.payload gives that, to roles allowed)."""
+
+    async def search(self, query: JourneyQuery) -> list[MessageSummary]: ...
+    async def rejections(self, query: JourneyQuery) -> list[RejectionRecord]:
+        """Refused messages (agent, object, time range of the query), newest first."""
+        ...
+
+    async def journey(self, message_id: str) -> Journey | None: ...
+    async def activity(self, since: datetime) -> Activity: ...
+
+
 class Tx(Protocol):
     """One database transaction, one repository per aggregate; committed when its context
     exits without error, and nothing of it is kept when it raises."""
@@ -313,6 +330,8 @@ class Tx(Protocol):
     def admin_users(self) -> AdminUsers: ...
     @property
     def webhooks(self) -> Webhooks: ...
+    @property
+    def journeys(self) -> Journeys: ...
 
 
 class Store(Protocol):

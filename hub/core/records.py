@@ -297,3 +297,80 @@ class WebhookAttemptRecord:
     status_code: int | None = None  # None: no HTTP answer (timeout, connection refused)
     error: str | None = None  # e.g. timeout, connect_error, http_500; never a body
     retry_in_ms: int | None = None
+
+
+# --- the ops console (issue 10): message journeys and activity figures -------------------
+
+JOURNEY_STATUSES = ("pending", "parked", "routed", "held")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JourneyQuery:
+    """A console search over accepted messages; every criterion given must match. `upn` and
+    `learner_refid` are canonical (hub.core.identifiers). Newest first; `before` is the
+    keyset cursor (received_at, message id) of the last row of the previous page."""
+
+    upn: str | None = None
+    learner_refid: str | None = None
+    school: str | None = None
+    agent: str | None = None
+    object_name: str | None = None
+    agreement_id: str | None = None
+    status: str | None = None  # one of JOURNEY_STATUSES
+    since: datetime | None = None
+    until: datetime | None = None
+    before: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageSummary:
+    """An accepted message without its payload."""
+
+    id: str
+    agent_id: str
+    zone: str
+    sif_msg_id: str
+    kind: str
+    object_name: str | None
+    action: str | None
+    school: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class JourneyObject:
+    """One object of a message on its way: its outbox row's state (no payload)."""
+
+    id: str
+    seq: int
+    object_name: str
+    action: str
+    school: str | None
+    subject_refid: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime | None
+    done_at: datetime | None
+    parked_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Journey:
+    """A message's whole journey: its objects, the copies held back, the copies released."""
+
+    message: MessageSummary
+    objects: tuple[JourneyObject, ...]
+    held: tuple[HeldRecord, ...]
+    disclosures: tuple[DisclosureRecord, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Activity:
+    """Counts since a moment: per object (received, rejected, routed, held, delivered,
+    acknowledged) and per subscriber (held, delivered, acknowledged). Routed counts the
+    objects of messages received since then that were routed; acknowledged counts the
+    copies released since then that were acknowledged."""
+
+    by_object: dict[str, dict[str, int]]
+    by_subscriber: dict[str, dict[str, int]]

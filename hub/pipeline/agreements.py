@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
 from pydantic import ValidationError
@@ -22,6 +23,7 @@ from hub.core.records import (
     Actor,
     AgreementVersionRecord,
     ApprovalRecord,
+    LifecycleRecord,
     PupilAccessRecord,
     SuppressionRecord,
     audited,
@@ -229,6 +231,32 @@ def access_of(record: PupilAccessRecord) -> PupilAccess:
     return PupilAccess.model_validate(data, context=STORED)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AgreementDetail:
+    """An agreement as stored: its versions, lifecycle, schools' approvals and pupil lists."""
+
+    versions: list[AgreementVersionRecord]
+    lifecycle: LifecycleRecord
+    approvals: list[ApprovalRecord]
+    pupils: list[PupilAccessRecord]
+
+
+async def detail(store: Store, agreement_id: str) -> AgreementDetail | None:
+    """None when there is no such agreement (admin API and console)."""
+    async with store.transaction() as tx:
+        versions = await tx.agreements.versions(agreement_id)
+        lifecycle = next(
+            (r for r in await tx.agreements.lifecycles() if r.agreement_id == agreement_id), None
+        )
+        approvals = await tx.agreements.approvals(agreement_id)
+        pupils = await tx.privacy.pupil_access(agreement_id)
+    if not versions or lifecycle is None:
+        return None
+    return AgreementDetail(
+        versions=versions, lifecycle=lifecycle, approvals=approvals, pupils=pupils
+    )
+
+
 async def version_diff(
     store: Store, agreement_id: str, old: int | None, new: int, paths_of: PathsOf
 ) -> VersionDiff | None:
@@ -334,6 +362,29 @@ async def decide_held(
     count = await tx.held.decide(agreement_id, decision, now)
     await _audit(tx, now, actor, f"held.{decision}", agreement_id, {"copies": count})
     return count
+
+
+class HeldNotDecidable(Exception):
+    """Held copies cannot be decided: `missing` (no such agreement) or still suspended."""
+
+    def __init__(self, detail: str, *, missing: bool) -> None:
+        super().__init__(detail)
+        self.missing = missing
+
+
+async def decide_suspension_held(
+    store: Store, policy: Policy, agreement_id: str, decision: str, *, actor: Actor, now: datetime
+) -> int:
+    """Release or discard what a suspension held, once it has ended (admin API and console)."""
+    now_standing = policy.standing(agreement_id)
+    if now_standing is None:
+        raise HeldNotDecidable(f"No agreement {agreement_id!r}", missing=True)
+    if now_standing.holds:
+        raise HeldNotDecidable(
+            "Reinstate the agreement (or wait for the suspension to end) first", missing=False
+        )
+    async with store.transaction() as tx:
+        return await decide_held(tx, agreement_id, decision, actor=actor, now=now)
 
 
 async def _audit(

@@ -13,7 +13,7 @@ from hub.core.agreements.model import stored_agreement
 from hub.core.envelope import Action
 from hub.core.identifiers import data_id
 from hub.core.objects import CATALOGUE
-from hub.core.policy import AgreementState, build_policy, decide
+from hub.core.policy import AgreementState, Policy, build_policy, decide
 from hub.core.ports import Store
 from hub.core.records import LifecycleRecord, OutboxRecord
 from hub.pipeline.agreements import access_of
@@ -21,13 +21,14 @@ from hub.pipeline.dispatch import Identity, identities, item_of
 from hub.sif.envelope import read_event, sniff
 from hub.sif.facts import object_facts
 from hub.sif.filter import apply_filter, released_paths
-from hub.sif.parse import parse_untrusted
+from hub.sif.parse import parse_trusted, parse_untrusted
 from hub.sif.schemas import Schemas
 
 
 @dataclass(frozen=True)
 class PreviewCopy:
     recipient: str
+    agreement_id: str
     agreement_version: int
     lawful_basis: str
     held: str | None
@@ -89,6 +90,7 @@ async def preview(
     return [
         _render(
             c.subscriber,
+            c.agreement_id,
             c.agreement_version,
             c.lawful_basis,
             c.hold,
@@ -101,6 +103,7 @@ async def preview(
 
 def _render(
     recipient: str,
+    agreement_id: str,
     version: int,
     basis: str,
     hold: str | None,
@@ -109,6 +112,7 @@ def _render(
 ) -> PreviewCopy:
     return PreviewCopy(
         recipient,
+        agreement_id,
         version,
         basis,
         hold,
@@ -116,3 +120,24 @@ def _render(
         released_paths(element),
         etree.tostring(element, pretty_print=True).decode(),
     )
+
+
+async def preview_in_force(store: Store, policy: Policy, record: OutboxRecord) -> list[PreviewCopy]:
+    """What each recipient would receive if this stored object were routed again now, under
+    the agreements, pupil lists, cohorts and suppressions in force (the replay preview)."""
+    async with store.transaction() as tx:
+        who = (await identities(tx, [record]))[record.id]
+    element = parse_trusted(record.object_xml)
+    copies = decide(item_of(record, who, element, policy), policy)
+    return [
+        _render(
+            c.subscriber,
+            c.agreement_id,
+            c.agreement_version,
+            c.lawful_basis,
+            c.hold,
+            c.release_after,
+            apply_filter(element, c.filter),
+        )
+        for c in copies
+    ]

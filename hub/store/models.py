@@ -61,7 +61,13 @@ def _col(type_: Any, *args: Any, nullable: bool = False, **kwargs: Any) -> Any:
 
 class MessageRow(HubTable, table=True):
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("agent_id", "sif_msg_id"),)
+    __table_args__ = (
+        UniqueConstraint("agent_id", "sif_msg_id"),
+        # 0012: the console's search by school, object or agent, newest first.
+        Index("ix_messages_school_received_at", "school", "received_at"),
+        Index("ix_messages_object_name_received_at", "object_name", "received_at"),
+        Index("ix_messages_agent_id_received_at", "agent_id", "received_at"),
+    )
 
     id: str = Field(sa_column=_col(String(32), primary_key=True))
     agent_id: str = Field(sa_column=_col(String))
@@ -146,10 +152,11 @@ class DisclosureRow(HubTable, table=True):
         default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
     )
     outbox_id: str = Field(sa_column=_col(String(32), index=True))
-    message_id: str = Field(sa_column=_col(String(32)))
+    # 0012: indexed for the console (a message's journey; search by agreement).
+    message_id: str = Field(sa_column=_col(String(32), index=True))
     copy_msg_id: str = Field(sa_column=_col(String, index=True))
     subscriber: str = Field(sa_column=_col(String, index=True))
-    agreement_id: str = Field(sa_column=_col(String))
+    agreement_id: str = Field(sa_column=_col(String, index=True))
     agreement_version: int = Field(sa_column=_col(Integer))
     object_name: str = Field(sa_column=_col(String))
     action: str = Field(sa_column=_col(String))
@@ -382,6 +389,9 @@ class HeldCopyRow(HubTable, table=True):
         _partial("ix_held_copies_released", "held_at", where=HELD_RELEASED),
         # 0003: awaiting a learner's identity, oldest first: expiry.
         _partial("ix_held_copies_identity", "held_at", where=HELD_IDENTITY),
+        # 0012: the console (a message's held copies; the dashboard's counts since a time).
+        Index("ix_held_copies_outbox_id", "outbox_id"),
+        Index("ix_held_copies_held_at", "held_at"),
     )
 
     id: str = Field(sa_column=_col(String, primary_key=True))

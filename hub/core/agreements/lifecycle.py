@@ -88,6 +88,11 @@ _ALLOWED = {
 }
 
 
+def allowed(status: Status) -> list[Transition]:
+    """The transitions open from a status (what the console offers)."""
+    return [t for t in Transition if status in _ALLOWED[t]]
+
+
 def apply(
     record: LifecycleRecord,
     transition: Transition,

@@ -1,0 +1,168 @@
+"""The ops console over HTTP (ASGI), the real database and real RabbitMQ: login sessions
+and CSRF, the dashboard's counts, the journey of a child's message found by UPN (POSTed,
+never in a URL) with its audit rows, the viewer who cannot see payloads or search by
+learner, replay with preview, and re-drive of a parked row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aio_pika
+import httpx
+import pytest
+
+from hub.simulate import sample_data as data
+from tests.console_client import csrf_of, log_in, new_user
+from tests.e2e.conftest import ADMIN, AMQP_URL, RunningHub
+from tests.e2e.test_agreements import DAY, DOVEDALE, _audit, _register_all
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def browser(running: RunningHub) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the same app with its own cookie jar."""
+    transport = httpx.ASGITransport(app=running.client._transport.app)  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", follow_redirects=True
+    ) as client:
+        yield client
+
+
+async def _logged_in(running: RunningHub, client: httpx.AsyncClient, role: str) -> str:
+    token = await new_user(running.client, ADMIN, f"{role}-1", role)
+    page = await log_in(client, token)
+    assert page.status_code == 200 and f"{role}-1 ({role})" in page.text, page.text
+    return token
+
+
+async def _send_child(running: RunningHub) -> None:
+    await _register_all(running)
+    agent = running.agent("dovedale-mis")
+    assert (await agent.send_event("LearnerPersonal", "Add", data.learner_personal(DOVEDALE))).ok
+    await running.settle()
+
+
+def _figure(page: str, window: str, obj: str, figure: str) -> int:
+    marker = f'data-window="{window}" data-object="{obj}" data-figure="{figure}">'
+    start = page.index(marker) + len(marker)
+    return int(page[start : page.index("<", start)])
+
+
+async def test_login_search_by_upn_and_journey(running: RunningHub) -> None:
+    async with browser(running) as client:
+        assert (await client.get("/console/")).url.path == "/console/login"  # logged out
+        await _logged_in(running, client, "operator")
+        before = (await client.get("/console/")).text
+        assert "LearnerPersonal" not in before
+        await _send_child(running)
+        dashboard = (await client.get("/console/")).text
+        assert _figure(dashboard, "Last hour", "LearnerPersonal", "received") == 1
+        assert _figure(dashboard, "Today", "LearnerPersonal", "delivered") >= 1
+
+        form = await client.get("/console/messages")
+        found = await client.post(
+            "/console/messages", data={"csrf": csrf_of(form.text), "upn": DOVEDALE.upn.lower()}
+        )
+        assert found.status_code == 200
+        assert DOVEDALE.upn not in str(found.url)
+        link = found.text.split('class="journey" href="')[1].split('"')[0]
+        journey = await client.get(link)
+        assert journey.status_code == 200
+        assert DOVEDALE.upn not in str(journey.url)
+        assert 'id="payload"' in journey.text and DOVEDALE.upn in journey.text
+        assert "cme" in journey.text.split('id="copies"')[1]  # a released copy, per recipient
+    assert [a for a, _ in await _audit(running, "console.search")] == ["operator-1"]
+    assert [a for a, _ in await _audit(running, "console.journey")] == ["operator-1"]
+
+
+async def test_a_viewer_sees_no_payload_and_cannot_search_by_learner(running: RunningHub) -> None:
+    await _send_child(running)
+    async with browser(running) as client:
+        await _logged_in(running, client, "viewer")
+        listing = await client.get("/console/messages")
+        assert 'name="upn"' not in listing.text
+        link = listing.text.split('class="journey" href="')[1].split('"')[0]
+        journey = await client.get(link)
+        assert journey.status_code == 200 and 'id="payload-hidden"' in journey.text
+        assert 'id="payload"' not in journey.text
+        assert DOVEDALE.upn not in journey.text and DOVEDALE.refid not in journey.text
+        refused = await client.post(
+            "/console/messages", data={"csrf": csrf_of(listing.text), "upn": DOVEDALE.upn}
+        )
+        assert refused.status_code == 403
+        assert (await client.get("/console/outbox")).status_code == 403  # operator's page
+
+
+async def test_csrf_expiry_and_revocation_end_the_session(running: RunningHub) -> None:
+    async with browser(running) as client:
+        await _logged_in(running, client, "operator")
+        no_token = await client.post("/console/messages", data={"school": "8304012"})
+        assert no_token.status_code == 403 and "Form expired" in no_token.text
+        bad_login = await client.post("/console/login", data={"token": "x", "csrf": "forged"})
+        assert bad_login.status_code == 403
+        revoke = await running.admin("POST", "/admin/users/revoke", json={"name": "operator-1"})
+        assert revoke.status_code == 200, revoke.text
+        assert (await client.get("/console/")).url.path == "/console/login"
+    async with browser(running) as client:
+        wrong = await log_in(client, "0123456789abcdef.not-the-secret")
+        assert wrong.status_code == 401 and 'id="login-error"' in wrong.text
+        client.cookies.set("sifhub_console", "tampered.value", path="/console")
+        assert (await client.get("/console/")).url.path == "/console/login"
+
+
+async def test_replay_shows_the_preview_then_requeues(running: RunningHub) -> None:
+    await _send_child(running)
+    async with running.hub.store.transaction() as tx:
+        sent = len(await tx.disclosures.for_subject(upn=DOVEDALE.upn))
+    async with browser(running) as client:
+        await _logged_in(running, client, "operator")
+        listing = await client.get("/console/messages")
+        message_id = listing.text.split('name="ids" value="')[1].split('"')[0]
+        preview = await client.post(
+            "/console/replay", data={"csrf": csrf_of(listing.text), "ids": message_id}
+        )
+        assert preview.status_code == 200 and "Confirm replay" in preview.text
+        assert "cme" in preview.text and "<LearnerPersonal" in preview.text.replace("&lt;", "<")
+        async with running.hub.store.transaction() as tx:  # nothing sent before confirming
+            assert len(await tx.disclosures.for_subject(upn=DOVEDALE.upn)) == sent
+        done = await client.post(
+            "/console/replay",
+            data={"csrf": csrf_of(preview.text), "ids": message_id, "confirmed": "yes"},
+        )
+        assert done.status_code == 200 and 'id="done"' in done.text
+    await running.settle()
+    async with running.hub.store.transaction() as tx:
+        assert len(await tx.disclosures.for_subject(upn=DOVEDALE.upn)) == 2 * sent
+    assert [a for a, _ in await _audit(running, "message.replay")] == ["operator-1"]
+
+
+async def test_a_parked_row_is_redriven_from_the_console(running: RunningHub) -> None:
+    running.hub.dispatch.max_attempts = 2
+    await _register_all(running)
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await (await connection.channel()).queue_delete(running.queue("cme"))
+    xml = data.learner_attendance(DOVEDALE, DAY, "AM", "/")
+    assert (await running.agent("dovedale-mis").send_event("LearnerAttendance", "Add", xml)).ok
+    for _ in range(400):
+        async with running.hub.store.transaction() as tx:
+            if await tx.outbox.parked(10):
+                break
+        await asyncio.sleep(0.05)
+    async with browser(running) as client:
+        await _logged_in(running, client, "operator")
+        page = await client.get("/console/outbox")
+        assert "LearnerAttendance" in page.text.split('id="parked-rows"')[1]
+        await running.hub.publisher.ensure_queues(["cme"])
+        confirm = await client.post("/console/outbox/redrive", data={"csrf": csrf_of(page.text)})
+        assert "Confirm: Re-drive" in confirm.text
+        done = await client.post(
+            "/console/outbox/redrive", data={"csrf": csrf_of(confirm.text), "confirmed": "yes"}
+        )
+        assert "Re-drove 1 parked row" in done.text
+    await running.settle()
+    assert len(await running.drain("cme", expect=1)) == 1
+    assert [a for a, _ in await _audit(running, "outbox.redrive")] == ["operator-1"]
