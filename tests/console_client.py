@@ -18,9 +18,7 @@ def csrf_of(page: str) -> str:
 async def log_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
     form = await client.get("/console/login")
     assert form.status_code == 200
-    return await client.post(
-        "/console/login", data={"token": token, "csrf": csrf_of(form.text)}
-    )
+    return await client.post("/console/login", data={"token": token, "csrf": csrf_of(form.text)})
 
 
 async def new_user(admin: httpx.AsyncClient, headers: dict[str, str], name: str, role: str) -> str:

@@ -45,9 +45,12 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 
 @asynccontextmanager
-async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
+async def hub_process(
+    tmp_path: Path, *, database_url: str | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[HubProcess]:
     """`hub serve` with the county configuration (a private queue prefix) and its SQLite
-    database in tmp_path; stopped (SIGTERM, then SIGKILL) and its queues deleted after."""
+    database in tmp_path (or `database_url`), `env` added to its environment; stopped
+    (SIGTERM, then SIGKILL) and its queues deleted after."""
     config = county_config()
     raw = yaml.safe_load(COUNTY.read_text())
     raw["queue_prefix"] = config.queue_prefix
@@ -55,18 +58,19 @@ async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
     config_file.write_text(yaml.safe_dump(raw))
     database = tmp_path / "data" / "hub.db"
     port = _free_port()
-    env = {
+    environment = {
         **os.environ,
-        "HUB_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "HUB_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{database}",
         "HUB_AMQP_URL": AMQP_URL,
         "HUB_PORT": str(port),
         "HUB_DATA_DIR": str(database.parent),
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_AMQP_PROVISION_USERS": "false",
+        **(env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "hub", "serve", "--config", str(config_file)],
-        env=env,
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
