@@ -73,11 +73,26 @@ class FakeJourneys(FakeRepo):
         upns = {self._state.upns.get(x or "") for x in refids}
         return (
             all(want is None or have == want for have, want in plain)
+            and (q.agreement_id is None or q.agreement_id in self._agreements(m.id))
+            and (q.status is None or q.status in self._statuses(m.id))
             and (q.since is None or m.received_at >= q.since)
             and (q.until is None or m.received_at < q.until)
             and (q.learner_refid is None or q.learner_refid in refids)
             and (q.upn is None or q.upn in upns)
         )
+
+    def _agreements(self, message_id: str) -> set[str]:
+        ids = {r.record.id for r in self._rows(message_id)}
+        held = {h.agreement_id for h in self._state.held.values() if h.outbox_id in ids}
+        released = {d.agreement_id for d in self._state.disclosures if d.message_id == message_id}
+        return held | released
+
+    def _statuses(self, message_id: str) -> set[str]:
+        rows = self._rows(message_id)
+        ids = {r.record.id for r in rows}
+        found = {"routed" if r.done_at else "parked" if r.parked_at else "pending" for r in rows}
+        held = any(h.outbox_id in ids and h.settled_at is None for h in self._state.held.values())
+        return found | ({"held"} if held else set())
 
 
 def _count(into: dict[str, dict[str, int]], key: str, figure: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hub.core.records import (
     BacklogFigures,
     DisclosureRecord,
     HeldRecord,
+    JourneyQuery,
     LifecycleRecord,
     MessageRecord,
     OutboxRecord,
@@ -635,3 +637,44 @@ async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> N
         delivered={},
         pending=3,
     )
+
+
+# -- the console's journeys ------------------------------------------------------------
+
+
+async def test_journeys_search_by_learner_school_and_page_then_show_the_journey(
+    any_store: Store,
+) -> None:
+    first, second = message(), message(agent_id="agent-2")
+    second = replace(second, school="SCH2")
+    one, two = outbox_item(first, 0, refid="R1"), outbox_item(second, 0, refid="R2")
+    released = replace(disclosure(refid="R1", upn=UPN), message_id=first.id, outbox_id=one.id)
+    async with any_store.transaction() as tx:
+        for msg, item in ((first, one), (second, two)):
+            await tx.messages.add(msg)
+            await tx.outbox.add([item])
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.outbox.complete([(one.id, at(60))])
+        await tx.disclosures.add([released])
+    async with any_store.transaction() as tx:
+        search = tx.journeys.search
+        assert [m.id for m in await search(JourneyQuery(upn=UPN))] == [first.id]
+        assert [m.id for m in await search(JourneyQuery(learner_refid="R2"))] == [second.id]
+        assert [m.id for m in await search(JourneyQuery(school="SCH2"))] == [second.id]
+        assert [m.id for m in await search(JourneyQuery(agreement_id="dsa-1"))] == [first.id]
+        assert [m.id for m in await search(JourneyQuery(status="routed"))] == [first.id]
+        assert [m.id for m in await search(JourneyQuery(status="pending"))] == [second.id]
+        assert await search(JourneyQuery(upn=OTHER_UPN)) == []
+        page = await search(JourneyQuery(limit=1))
+        cursor = (page[0].received_at, page[0].id)
+        rest = await search(JourneyQuery(limit=5, before=cursor))
+        assert {page[0].id, *(m.id for m in rest)} == {first.id, second.id} and len(rest) == 1
+        journey = await tx.journeys.journey(first.id)
+        assert await tx.journeys.journey(new_id()) is None
+        activity = await tx.journeys.activity(at(-1))
+    assert journey is not None and journey.message.agent_id == "agent-1"
+    assert [(o.id, o.done_at is not None) for o in journey.objects] == [(one.id, True)]
+    assert [d.copy_msg_id for d in journey.disclosures] == [released.copy_msg_id]
+    assert activity.by_object["LearnerPersonal"]["received"] == 2
+    assert activity.by_object["LearnerPersonal"]["routed"] == 1
+    assert activity.by_subscriber == {"la-send": {"delivered": 1}}

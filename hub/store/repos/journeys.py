@@ -4,9 +4,11 @@ activity counts for the dashboard. Never reads a payload.
 
 Search is keyset-paginated, newest first, on (received_at, id): every criterion narrows the
 message rows through an index (ix_messages_received_at, ix_messages_school_received_at,
-ix_messages_object_name_received_at, ix_messages_agent_id_received_at, and, for a learner
-or agreement, an IN over the message ids ix_outbox_subject_refid, ix_disclosures_upn or
-ix_disclosures_agreement_id find).
+ix_messages_object_name_received_at, ix_messages_agent_id_received_at); a learner or a
+rare status (pending, parked, held) is first resolved to its few message ids
+(ix_outbox_subject_refid, ix_disclosures_upn, the outbox's partial indexes); an agreement
+or "routed", which match most messages, are probed row by row newest first until a page is
+full.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, union
 
 from hub.core.records import (
     Activity,
@@ -30,6 +32,7 @@ from hub.store.models import disclosures, held_copies, learners, messages, outbo
 from hub.store.repos.base import AnyRow, SqlRepo, from_row
 from hub.store.repos.disclosures import _disclosure
 
+_ROUTED = outbox.c.done_at.is_not(None)
 _SUMMARY = (
     messages.c.id,
     messages.c.agent_id,
@@ -140,8 +143,12 @@ class SqlJourneys(SqlRepo):
         if query.learner_refid is not None:
             where.append(messages.c.id.in_(_about(None, [query.learner_refid])))
         if query.agreement_id is not None:
-            where.append(messages.c.id.in_(_under(query.agreement_id)))
-        if query.status is not None:
+            where.append(_under(query.agreement_id))
+        if query.status == "routed":
+            # Most messages are routed: walk them newest first and stop at a page.
+            where.append(exists().where(outbox.c.message_id == messages.c.id, _ROUTED))
+        elif query.status is not None:
+            # The other statuses are rare: collect their few message ids first.
             where.append(messages.c.id.in_(_in_status(query.status)))
         return where
 
@@ -175,15 +182,20 @@ def _about(upn: str | None, refids: Sequence[str]) -> Any:
     return union(*parts) if len(parts) > 1 else parts[0]
 
 
-def _under(agreement_id: str) -> Any:
-    """Ids of the messages with a copy released or held under an agreement."""
-    held = (
-        select(outbox.c.message_id)
-        .join(held_copies, held_copies.c.outbox_id == outbox.c.id)
-        .where(held_copies.c.agreement_id == agreement_id)
+def _under(agreement_id: str) -> ColumnElement[bool]:
+    """Messages with a copy released or held under an agreement. An agreement usually
+    covers a large share of all messages, so this is a correlated EXISTS probed newest
+    first through ix_disclosures_message_id and ix_held_copies_outbox_id (an IN over all
+    its message ids would read them all before the first page)."""
+    released = exists().where(
+        disclosures.c.message_id == messages.c.id, disclosures.c.agreement_id == agreement_id
     )
-    released = select(disclosures.c.message_id).where(disclosures.c.agreement_id == agreement_id)
-    return union(released, held)
+    held = exists().where(
+        outbox.c.message_id == messages.c.id,
+        held_copies.c.outbox_id == outbox.c.id,
+        held_copies.c.agreement_id == agreement_id,
+    )
+    return or_(released, held)
 
 
 def _in_status(status: str) -> Any:
@@ -196,7 +208,6 @@ def _in_status(status: str) -> Any:
     conditions = {
         "pending": and_(outbox.c.done_at.is_(None), outbox.c.parked_at.is_(None)),
         "parked": and_(outbox.c.done_at.is_(None), outbox.c.parked_at.is_not(None)),
-        "routed": outbox.c.done_at.is_not(None),
     }
     if status not in conditions:
         raise ValueError(f"unknown status {status!r}")
