@@ -166,3 +166,34 @@ async def test_a_parked_row_is_redriven_from_the_console(running: RunningHub) ->
     await running.settle()
     assert len(await running.drain("cme", expect=1)) == 1
     assert [a for a, _ in await _audit(running, "outbox.redrive")] == ["operator-1"]
+
+
+async def test_a_suspension_needs_attention_and_the_agreement_page_offers_reinstating(
+    running: RunningHub,
+) -> None:
+    change = {"transition": "suspend", "reason": "breach review", "days": 30}
+    done = await running.admin("POST", "/admin/agreements/DSA-CME-2026/lifecycle", json=change)
+    assert done.status_code == 200, done.text
+    async with browser(running) as client:
+        await _logged_in(running, client, "dpo")
+        attention = (await client.get("/console/")).text.split('id="attention"')[1]
+        assert "DSA-CME-2026" in attention and "suspended: breach review" in attention
+        page = await client.get("/console/agreements/DSA-CME-2026")
+        assert page.status_code == 200 and 'id="status">suspended' in page.text
+        assert 'value="reinstate"' in page.text and 'value="go_live"' not in page.text
+        confirm = await client.post(
+            "/console/agreements/DSA-CME-2026/lifecycle",
+            data={"csrf": csrf_of(page.text), "transition": "reinstate", "reason": "cleared"},
+        )
+        assert "Confirm: reinstate" in confirm.text
+        done_page = await client.post(
+            "/console/agreements/DSA-CME-2026/lifecycle",
+            data={
+                "csrf": csrf_of(confirm.text),
+                "transition": "reinstate",
+                "reason": "cleared",
+                "confirmed": "yes",
+            },
+        )
+        assert 'id="status">live' in done_page.text
+        assert (await client.get("/console/outbox")).status_code == 403  # the operator's page
