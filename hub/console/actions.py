@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from hub.api.deps import HubDep
 from hub.composition import policy_changed
 from hub.console.pages import Operator, Refused, actor, render
+from hub.console.session import ConsoleUser
 from hub.pipeline import agreements as agreement_service
 from hub.pipeline import redrive as redrive_service
 from hub.pipeline import replay as replay_service
@@ -133,5 +134,5 @@ async def decide_held(
     return _done(request, user, f"{decision.title()}d {count} held cop(ies) of {agreement_id}")
 
 
-def _done(request: Request, user: object, message: str) -> Response:
-    return render(request, "done.html", user, message=message)  # type: ignore[arg-type]
+def _done(request: Request, user: ConsoleUser, message: str) -> Response:
+    return render(request, "done.html", user, message=message)

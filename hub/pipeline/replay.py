@@ -68,12 +68,14 @@ async def replay(
 
 
 async def _objects(store: Store, message_ids: Sequence[str]) -> list[OutboxRecord]:
-    """The stored objects of these messages, in order (objects purged by retention are gone)."""
+    """The routed objects of these messages, in order. Objects still waiting or parked are
+    left out (dispatch or a re-drive sends those), as are objects purged by retention."""
     found: list[OutboxRecord] = []
     async with store.transaction() as tx:
         for message_id in list(dict.fromkeys(message_ids))[:MAX_REPLAY]:
             journey = await tx.journeys.journey(message_id)
-            for obj in journey.objects if journey else ():
+            routed = [o for o in journey.objects if o.done_at is not None] if journey else []
+            for obj in routed:
                 record = await tx.outbox.get(obj.id)
                 if record is not None and record.object_xml:
                     found.append(record)

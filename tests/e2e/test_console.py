@@ -61,6 +61,8 @@ async def test_login_search_by_upn_and_journey(running: RunningHub) -> None:
         dashboard = (await client.get("/console/")).text
         assert _figure(dashboard, "Last hour", "LearnerPersonal", "received") == 1
         assert _figure(dashboard, "Today", "LearnerPersonal", "delivered") >= 1
+        queues = dashboard.split('id="queues"')[1].split("</section>")[0]
+        assert "did not answer" not in queues and running.queue("cme") in queues
 
         form = await client.get("/console/messages")
         found = await client.post(
@@ -197,3 +199,19 @@ async def test_a_suspension_needs_attention_and_the_agreement_page_offers_reinst
         )
         assert 'id="status">live' in done_page.text
         assert (await client.get("/console/outbox")).status_code == 403  # the operator's page
+
+
+async def test_a_dpo_downloads_a_subject_access_export(running: RunningHub) -> None:
+    await _send_child(running)
+    async with browser(running) as client:
+        await _logged_in(running, client, "dpo")
+        page = await client.get("/console/privacy")
+        export = await client.post(
+            "/console/privacy/export",
+            data={"csrf": csrf_of(page.text), "learner": DOVEDALE.upn, "format": "json"},
+        )
+        assert export.status_code == 200
+        assert export.headers["content-disposition"].startswith("attachment")
+        body = export.json()
+        assert body["count"] >= 1 and {d["upn"] for d in body["disclosures"]} == {DOVEDALE.upn}
+    assert [a for a, _ in await _audit(running, "console.sar_export")] == ["dpo-1"]
