@@ -16,7 +16,7 @@ import pytest
 from hub.simulate import sample_data as data
 from tests.console_client import csrf_of, log_in, new_user
 from tests.e2e.conftest import ADMIN, AMQP_URL, RunningHub
-from tests.e2e.test_agreements import DAY, DOVEDALE, _audit, _register_all
+from tests.e2e.test_agreements import DAY, DOVEDALE, _audit, _register_all, _sample
 
 pytestmark = pytest.mark.integration
 
@@ -198,6 +198,17 @@ async def test_a_suspension_needs_attention_and_the_agreement_page_offers_reinst
             },
         )
         assert 'id="status">live' in done_page.text
+        preview = await client.post(
+            "/console/agreements/DSA-CME-2026/preview",
+            data={
+                "csrf": csrf_of(done_page.text),
+                "school": DOVEDALE.school.laestab,
+                "message": _sample(DOVEDALE),
+            },
+        )
+        assert preview.status_code == 200
+        copy = preview.text.split('<pre class="copy">')[1]
+        assert "cme" in preview.text.split("<h2>Preview</h2>")[1] and DOVEDALE.upn in copy
         assert (await client.get("/console/outbox")).status_code == 403  # the operator's page
 
 
