@@ -6,10 +6,12 @@ pages: a redirect to the login page, or a 403 page naming the roles needed."""
 from __future__ import annotations
 
 import hmac
+import inspect
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -36,11 +38,29 @@ class Refused(Exception):
         self.status, self.title, self.detail = status, title, detail
 
 
+# Pages show personal data: never cached; no script, no framing (confirm buttons cannot be
+# clickjacked), nothing loaded from elsewhere.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def render(
     request: Request, name: str, user: ConsoleUser | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, name, {"user": user, "may": _may_for(user), **context}, status_code=status
+        request,
+        name,
+        {"user": user, "may": _may_for(user), **context},
+        status_code=status,
+        headers=HEADERS,
     )
 
 
@@ -93,8 +113,18 @@ def install_handlers(app: FastAPI) -> None:
         user = await session.current(hub_of(request), request)
         return render(request, "error.html", user, exc.status, title=exc.title, detail=exc.detail)
 
+    api_invalid = app.exception_handlers.get(RequestValidationError)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        """A console form with a bad field gets a page; the API keeps its problem+json."""
+        if request.url.path.startswith("/console/") or api_invalid is None:
+            return await refused(request, Refused(422, "Invalid form", "Check the fields"))
+        answer = api_invalid(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
     app.add_exception_handler(LoginNeeded, login)
     app.add_exception_handler(Refused, refused)
+    app.add_exception_handler(RequestValidationError, invalid)
 
 
 ANY_ROLE = tuple(Role)

@@ -226,3 +226,20 @@ async def test_a_dpo_downloads_a_subject_access_export(running: RunningHub) -> N
         body = export.json()
         assert body["count"] >= 1 and {d["upn"] for d in body["disclosures"]} == {DOVEDALE.upn}
     assert [a for a, _ in await _audit(running, "console.sar_export")] == ["dpo-1"]
+
+
+async def test_console_pages_are_not_cached_nor_framed_and_bad_forms_get_a_page(
+    running: RunningHub,
+) -> None:
+    async with browser(running) as client:
+        await _logged_in(running, client, "operator")
+        page = await client.get("/console/messages")
+        assert page.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        bad = await client.post(
+            "/console/agreements/DSA-CME-2026/held",
+            data={"csrf": csrf_of(page.text), "decision": "publish-anyway"},
+        )
+        assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
+    api = await running.admin("POST", "/admin/agreements/DSA-CME-2026/held", json={})
+    assert api.status_code == 422 and api.headers["content-type"] == "application/problem+json"
