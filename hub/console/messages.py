@@ -73,7 +73,7 @@ async def search(
         status=None if form["status"] in ("", "rejected") else _status(form["status"]),
         since=_when(form["since"]),
         until=_when(form["until"]),
-        before=(_when(before_at), before_id) if before_at and before_id else None,  # type: ignore[arg-type]
+        before=_cursor(before_at, before_id),
         limit=PAGE + 1,
     )
     if form["status"] == "rejected":
@@ -108,6 +108,11 @@ def _status(value: str) -> str:
     if value not in JOURNEY_STATUSES:
         raise Refused(422, "Unknown status", f"Status is one of {', '.join(STATUSES)}")
     return value
+
+
+def _cursor(at: str, message_id: str) -> tuple[datetime, str] | None:
+    when = _when(at)
+    return None if when is None or not message_id else (when, message_id)
 
 
 def _when(value: str) -> datetime | None:
