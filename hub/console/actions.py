@@ -37,7 +37,9 @@ async def replay(
     if not chosen:
         raise Refused(422, "Nothing selected", "Tick the messages to replay first")
     if confirmed != "yes":
-        plans = await replay_service.plan_replay(hub.store, hub.policies.current(), chosen)
+        plans = await replay_service.plan_replay(
+            hub.store, hub.policies.current(), chosen, actor=actor(user), now=hub.clock()
+        )
         return render(request, "replay.html", user, plans=plans, ids=chosen)
     new = await replay_service.replay(hub.store, chosen, actor=actor(user, note), now=hub.clock())
     hub.dispatch.wake.set()

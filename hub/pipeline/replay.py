@@ -34,7 +34,10 @@ class ReplayPlan:
     copies: tuple[PreviewCopy, ...]
 
 
-async def plan_replay(store: Store, policy: Policy, message_ids: Sequence[str]) -> list[ReplayPlan]:
+async def plan_replay(
+    store: Store, policy: Policy, message_ids: Sequence[str], *, actor: Actor, now: datetime
+) -> list[ReplayPlan]:
+    """The preview shows the copies' content (personal data): seeing it is audited."""
     plans = []
     for record in await _objects(store, message_ids):
         copies = await preview_in_force(store, policy, record)
@@ -47,6 +50,9 @@ async def plan_replay(store: Store, policy: Policy, message_ids: Sequence[str]) 
                 copies=tuple(copies),
             )
         )
+    async with store.transaction() as tx:
+        detail = {"messages": sorted({p.message_id for p in plans}), "objects": len(plans)}
+        await tx.audit.add(audited(actor, now, "console.replay_preview", "outbox", detail))
     return plans
 
 

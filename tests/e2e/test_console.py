@@ -138,6 +138,7 @@ async def test_replay_shows_the_preview_then_requeues(running: RunningHub) -> No
     await running.settle()
     async with running.hub.store.transaction() as tx:
         assert len(await tx.disclosures.for_subject(upn=DOVEDALE.upn)) == 2 * sent
+    assert [a for a, _ in await _audit(running, "console.replay_preview")] == ["operator-1"]
     assert [a for a, _ in await _audit(running, "message.replay")] == ["operator-1"]
 
 
