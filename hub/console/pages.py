@@ -21,9 +21,11 @@ from hub.composition import Hub
 from hub.console import session
 from hub.console.session import ConsoleUser
 from hub.core.admins import Role, may
+from hub.core.errors import explain
 from hub.core.records import Actor
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["explain_sif"] = explain
 
 
 class LoginNeeded(Exception):

@@ -71,6 +71,26 @@ class Generic(IntEnum):
     NO_SUCH_MESSAGE = 6
 
 
+_CODES: dict[int, type[IntEnum]] = {
+    Category.XML_VALIDATION: Xml,
+    Category.ACCESS: Access,
+    Category.REGISTRATION: Registration,
+    Category.REQUEST_RESPONSE: RequestResponse,
+    Category.GENERIC: Generic,
+}
+
+
+def explain(category: int, code: int) -> str:
+    """A SIF category/code in words, e.g. "xml validation: invalid value" (the console)."""
+    try:
+        what = Category(category).name.lower().replace("_", " ")
+    except ValueError:
+        return f"unknown category {category}/{code}"
+    table = _CODES.get(category)
+    names = {int(c): c.name for c in table} if table else {}
+    return f"{what}: {names.get(code, f'code {code}').lower().replace('_', ' ')}"
+
+
 @dataclass(eq=False)  # not frozen: raising sets __traceback__ on the instance
 class SifError(Exception):
     """A refusal the sender can act on. `desc` is short; `extended` says where and why."""

@@ -244,3 +244,29 @@ async def test_console_pages_are_not_cached_nor_framed_and_bad_forms_get_a_page(
         assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
     api = await running.admin("POST", "/admin/agreements/DSA-CME-2026/held", json={})
     assert api.status_code == 422 and api.headers["content-type"] == "application/problem+json"
+
+
+async def test_why_a_message_was_refused_and_why_a_copy_is_held(running: RunningHub) -> None:
+    await _register_all(running)
+    agent = running.agent("dovedale-mis")
+    bad = data.learner_personal(DOVEDALE).replace(DOVEDALE.birth_date.isoformat(), "2016-13-45")
+    assert (await agent.send_event("LearnerPersonal", "Add", bad)).error_code == 4
+    xml = data.learner_attendance(DOVEDALE, DAY, "AM", "/")
+    assert (await agent.send_event("LearnerPersonal", "Add", data.learner_personal(DOVEDALE))).ok
+    assert (await agent.send_event("LearnerAttendance", "Add", xml)).ok
+    await running.settle()
+    async with browser(running) as client:
+        await _logged_in(running, client, "operator")
+        form = await client.get("/console/messages")
+        refused = await client.post(
+            "/console/messages", data={"csrf": csrf_of(form.text), "status": "rejected"}
+        )
+        rows = refused.text.split('id="rejections"')[1].split("</table>")[0]
+        assert "dovedale-mis" in rows and "1/4 (xml validation: invalid value)" in rows
+        held = await client.post(
+            "/console/messages", data={"csrf": csrf_of(form.text), "status": "held"}
+        )
+        link = held.text.split('class="journey" href="')[1].split('"')[0]
+        journey = (await client.get(link)).text
+        assert "LearnerAttendance" in journey
+        assert "schedule" in journey.split('id="held"')[1].split("</table>")[0]
