@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
+from hub.amqp import dead_letters
 from hub.amqp.deliveries import AmqpDeliveries
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
@@ -27,6 +28,7 @@ from hub.core.schools import SchoolIndex
 from hub.metrics.prometheus import PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
+from hub.pipeline.dead_letters import MoveDeadLetters
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.ingest import IngestContext
@@ -88,6 +90,22 @@ class Hub:
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
+
+
+def dead_letter_mover(hub: Hub) -> MoveDeadLetters:
+    """Moves a subscriber's dead letters back to its queue through the hub's publisher."""
+
+    async def move(subscriber: str, limit: int) -> int:
+        prefix = hub.config.queue_prefix
+        return await dead_letters.redrive(
+            hub.settings.amqp_url,
+            hub.publisher,
+            naming.dead_letter_queue(subscriber, prefix),
+            naming.subscriber_queue(subscriber, prefix),
+            limit=limit,
+        )
+
+    return move
 
 
 async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_now) -> Hub:

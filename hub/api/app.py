@@ -9,6 +9,7 @@ from hub.api import (
     admin_user_routes,
     agreement_routes,
     broker_routes,
+    dead_letter_routes,
     held_routes,
     metrics_routes,
     ops_routes,
@@ -51,6 +52,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])
+    app.include_router(dead_letter_routes.router, tags=["Outbox"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
     app.include_router(admin_user_routes.router, tags=["Admin users"])
     install_console(app)  # the ops console at /console (HTML pages, not in the OpenAPI)

@@ -1,7 +1,8 @@
-"""Replay with preview, re-drive of parked outbox rows, and decisions on held copies. Each
+"""Replay with preview, re-drive of parked outbox rows and of dead letters, and decisions
+on held copies. Each
 action shows what it will do and asks for confirmation first; the confirmed action calls
 the same service function as its admin API route (hub.pipeline.replay, .redrive,
-.agreements), which writes the audit row."""
+.dead_letters, .agreements), which writes the audit row."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hub.api.deps import HubDep
-from hub.composition import policy_changed
+from hub.composition import dead_letter_mover, policy_changed
+from hub.console.dashboard import subscriber_queues
 from hub.console.pages import Operator, Refused, actor, render
 from hub.console.session import ConsoleUser
+from hub.core.ports import BrokerUnavailable
 from hub.pipeline import agreements as agreement_service
+from hub.pipeline import dead_letters
 from hub.pipeline import redrive as redrive_service
 from hub.pipeline import replay as replay_service
+from hub.pipeline.dead_letters import MAX_REDRIVE
 
 router = APIRouter()
 Ids = Annotated[list[str] | None, Form(max_length=replay_service.MAX_REPLAY * 100)]
@@ -59,10 +64,13 @@ async def outbox(request: Request, hub: HubDep, user: Operator) -> Response:
         if counts.get("suspended")
     }
     standing = {a: policy.standing(a) for a in suspended_held}
+    queues, broker_error = await subscriber_queues(hub)
     return render(
         request,
         "outbox.html",
         user,
+        queues=queues,
+        broker_error=broker_error,
         parked=parked,
         held=held,
         suspended_held=suspended_held,
@@ -97,6 +105,43 @@ async def redrive(
     )
     hub.dispatch.wake.set()
     return _done(request, user, f"Re-drove {len(done)} parked row(s)")
+
+
+@router.post("/subscribers/{subscriber_id}/dead-letters/redrive", response_class=HTMLResponse)
+async def redrive_dead_letters(
+    subscriber_id: str,
+    request: Request,
+    hub: HubDep,
+    user: Operator,
+    confirmed: Flag = "",
+    note: Note = "",
+) -> Response:
+    if hub.config.subscriber(subscriber_id) is None:
+        raise Refused(404, "Unknown subscriber", f"No subscriber {subscriber_id!r}")
+    if confirmed != "yes":
+        return render(
+            request,
+            "confirm.html",
+            user,
+            title=f"Re-drive {subscriber_id}'s dead letters",
+            action=f"/console/subscribers/{subscriber_id}/dead-letters/redrive",
+            items=[f"move up to {MAX_REDRIVE:,} copies from its dead-letter queue to its queue"],
+            ids=[],
+            hidden={},
+            button="Re-drive dead letters",
+        )
+    try:
+        moved = await dead_letters.redrive_dead_letters(
+            hub.store,
+            dead_letter_mover(hub),
+            subscriber_id,
+            limit=MAX_REDRIVE,
+            actor=actor(user, note),
+            now=hub.clock(),
+        )
+    except BrokerUnavailable:
+        raise Refused(503, "Broker unavailable", "RabbitMQ did not answer") from None
+    return _done(request, user, f"Moved {moved} dead letter(s) back to {subscriber_id}'s queue")
 
 
 @router.post("/agreements/{agreement_id}/held", response_class=HTMLResponse)

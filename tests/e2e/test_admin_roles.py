@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/admin/held"): OPS,
     ("GET", "/admin/outbox/parked"): OPS,
     ("POST", "/admin/outbox/redrive"): OPS,
+    ("POST", "/admin/subscribers/{subscriber_id}/dead-letters/redrive"): OPS,
     ("POST", "/admin/disclosures/acknowledge"): OPS_DPO,
     ("POST", "/admin/agreements"): DPO,
     ("POST", "/admin/agreements/{agreement_id}/approvals"): DPO,

@@ -270,3 +270,42 @@ async def test_why_a_message_was_refused_and_why_a_copy_is_held(running: Running
         journey = (await client.get(link)).text
         assert "LearnerAttendance" in journey
         assert "schedule" in journey.split('id="held"')[1].split("</table>")[0]
+
+
+async def _dead_letter(running: RunningHub, message_id: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        dlq = running.queue("cme") + ".dlq"
+        message = aio_pika.Message(
+            b"<SIF_Message/>",
+            message_id=message_id,
+            headers={"hub-subscriber": "cme", "x-death": "gone"},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await channel.default_exchange.publish(message, routing_key=dlq)
+
+
+async def test_dead_letters_go_back_to_their_queue_by_api_and_console(
+    running: RunningHub,
+) -> None:
+    await _dead_letter(running, "copy-by-api")
+    moved = await running.admin("POST", "/admin/subscribers/cme/dead-letters/redrive", json={})
+    assert moved.json() == {"subscriber": "cme", "moved": 1}, moved.text
+    (copy,) = await running.drain("cme", expect=1)
+    assert copy.message_id == "copy-by-api" and copy.headers["hub-subscriber"] == "cme"
+    assert "x-death" not in copy.headers
+    await _dead_letter(running, "copy-by-console")
+    async with browser(running) as client:
+        await _logged_in(running, client, "operator")
+        page = await client.get("/console/outbox")
+        assert 'id="dead-letters"' in page.text
+        url = "/console/subscribers/cme/dead-letters/redrive"
+        confirm = await client.post(url, data={"csrf": csrf_of(page.text)})
+        assert "Confirm: Re-drive cme" in confirm.text
+        done = await client.post(url, data={"csrf": csrf_of(confirm.text), "confirmed": "yes"})
+        assert "Moved 1 dead letter" in done.text
+    (copy,) = await running.drain("cme", expect=1)
+    assert copy.message_id == "copy-by-console"
+    actors = [a for a, _ in await _audit(running, "dead_letters.redrive")]
+    assert actors == ["bootstrap", "operator-1"]
