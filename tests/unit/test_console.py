@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from hub.console.dashboard import windows
 from hub.core.admins import PERSONAL_DATA_ROLES, Role, may
+from hub.core.agreements.lifecycle import Status, Transition, allowed
 from hub.core.envelope import Action, MessageKind
+from hub.core.errors import explain
 from hub.core.records import Actor, JourneyQuery, MessageRecord, OutboxRecord
 from hub.pipeline import journeys
 from tests.fakes import FakeStore
@@ -94,3 +96,19 @@ def test_today_starts_at_midnight_in_london() -> None:
     (_, hour), (_, today), (_, day) = windows(summer)
     assert hour == summer - timedelta(hours=1) and day == summer - timedelta(days=1)
     assert today == datetime(2026, 6, 30, 23, 0, tzinfo=UTC)  # 00:00 BST
+
+
+def test_a_sif_error_is_put_in_words() -> None:
+    assert explain(1, 4) == "xml validation: invalid value"
+    assert explain(4, 10) == "access: publish add"
+    assert explain(11, 1) == "system: code 1"
+    assert explain(99, 1) == "unknown category 99/1"
+
+
+def test_the_console_offers_only_the_transitions_open_from_a_status() -> None:
+    assert allowed(Status.SUSPENDED) == [
+        Transition.REINSTATE,
+        Transition.GIVE_NOTICE,
+        Transition.REVIEWED,
+    ]
+    assert allowed(Status.TERMINATED) == []
