@@ -309,3 +309,36 @@ async def test_dead_letters_go_back_to_their_queue_by_api_and_console(
     assert copy.message_id == "copy-by-console"
     actors = [a for a, _ in await _audit(running, "dead_letters.redrive")]
     assert actors == ["bootstrap", "operator-1"]
+
+
+async def test_a_dpo_suppresses_and_lifts_a_learner_after_confirming(running: RunningHub) -> None:
+    async with browser(running) as client:
+        await _logged_in(running, client, "dpo")
+        page = await client.get("/console/privacy")
+        confirm = await client.post(
+            "/console/privacy/suppress",
+            data={"csrf": csrf_of(page.text), "learner": DOVEDALE.upn, "reason": "adopted"},
+        )
+        assert "Confirm: Suppress a learner" in confirm.text
+        async with running.hub.store.transaction() as tx:
+            assert await tx.privacy.suppressions() == []  # nothing before confirming
+        done = await client.post(
+            "/console/privacy/suppress",
+            data={
+                "csrf": csrf_of(confirm.text),
+                "learner": DOVEDALE.upn,
+                "reason": "adopted",
+                "confirmed": "yes",
+            },
+        )
+        assert "Suppressed" in done.text
+        async with running.hub.store.transaction() as tx:
+            (record,) = await tx.privacy.suppressions()
+        assert record.learner == DOVEDALE.upn and record.created_by == "dpo-1"
+        assert DOVEDALE.upn not in done.text  # the list shows no learner identifiers
+        lifted = await client.post(
+            f"/console/privacy/{record.id}/lift",
+            data={"csrf": csrf_of(done.text), "reason": "entered in error", "confirmed": "yes"},
+        )
+        assert f"Lifted {record.id}" in lifted.text
+    assert [a for a, _ in await _audit(running, "learner.unsuppressed")] == ["dpo-1"]
