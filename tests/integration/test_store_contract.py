@@ -678,3 +678,14 @@ async def test_journeys_search_by_learner_school_and_page_then_show_the_journey(
     assert activity.by_object["LearnerPersonal"]["received"] == 2
     assert activity.by_object["LearnerPersonal"]["routed"] == 1
     assert activity.by_subscriber == {"la-send": {"delivered": 1}}
+
+
+async def test_journeys_list_refusals_newest_first_by_agent(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        for minutes, agent in ((1, "agent-1"), (2, "agent-2"), (3, "agent-1")):
+            await tx.audit.add_rejection(
+                RejectionRecord(at(minutes), agent, "zone-1", 1, 4, "LearnerPersonal")
+            )
+    async with any_store.transaction() as tx:
+        found = await tx.journeys.rejections(JourneyQuery(agent="agent-1", since=at(0)))
+    assert [(r.at, r.code) for r in found] == [(at(3), 4), (at(1), 4)]
