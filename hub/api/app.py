@@ -11,6 +11,7 @@ from hub.api import (
     broker_routes,
     held_routes,
     metrics_routes,
+    openapi,
     ops_routes,
     outbox_routes,
     privacy_routes,
@@ -41,6 +42,7 @@ def create_app(hub: Hub) -> FastAPI:
         max_concurrent=settings.auth_max_concurrent,
     )
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
     app.include_router(ops_routes.router, tags=["Operations"])

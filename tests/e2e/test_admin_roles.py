@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/admin/suppressions"): DPO,
     ("POST", "/admin/suppressions/{suppression_id}/lift"): DPO,
     ("GET", "/admin/disclosures"): DPO,
+    ("POST", "/admin/disclosures/search"): DPO,
     ("POST", "/admin/subscribers/{subscriber_id}/credentials"): ADMIN_ONLY,
     ("POST", "/admin/subscribers/{subscriber_id}/webhook-secret"): ADMIN_ONLY,
     ("GET", "/admin/subscribers/{subscriber_id}/webhook-attempts"): OPS,
