@@ -6,11 +6,13 @@ delivery configuration."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from lxml import etree
 from pydantic import ValidationError
 
+from hub.configfile import check_config, load_config
 from hub.core import naming
 from hub.core.config import ApiDelivery, Subscriber
 from hub.core.envelope import Action
@@ -29,7 +31,7 @@ REFID = "0123456789ABCDEF0123456789ABCDEF"
 
 
 def build(action: str) -> bytes:
-    element = etree.Element(q("LearnerAttendance"), nsmap=NSMAP)
+    element = etree.Element(q("LearnerAttendance"), nsmap=NSMAP)  # type: ignore[arg-type]
     element.set("RefId", REFID)
     etree.SubElement(element, q("AttendanceDate")).text = "2026-12-01"
     etree.SubElement(element, q("Session")).text = "AM"
@@ -149,3 +151,14 @@ def test_api_delivery_is_a_subscriber_delivery_and_excludes_a_pull_agent() -> No
         Subscriber.model_validate({"id": "a", "name": "A", "pull_agent": "x", "delivery": api})
     with pytest.raises(ValidationError):
         Subscriber.model_validate({"id": "a", "name": "A", "delivery": {"type": "api", "x": 1}})
+
+
+def test_the_schedule_6_example_pulls_children_in_care_twice_a_day() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy/examples/derbyshire-virtual-school.yaml"
+    assert check_config(example) == []
+    config = load_config(example)
+    [(subscriber, _)] = config.api_subscribers()
+    [agreement] = config.agreements
+    assert subscriber.id == "virtual-school" and agreement.recipients == ["virtual-school"]
+    assert agreement.cohort == "children-in-care"
+    assert agreement.schedule.mode == "windows" and len(agreement.schedule.times) == 2

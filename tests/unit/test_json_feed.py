@@ -55,7 +55,7 @@ def check_node(element: etree._Element, node: Any) -> None:
         return
     assert isinstance(node, dict)
     for name, value in element.attrib.items():
-        assert node["@" + name] == value
+        assert node[f"@{name!s}"] == value
     names = list(dict.fromkeys(c.tag for c in element))
     assert {k for k in node if not k.startswith(("@", "#"))} == set(names)
     for name in names:
@@ -88,7 +88,7 @@ def test_names_are_kept_attributes_marked_and_repeated_items_are_arrays(
 
 
 def test_a_copy_is_its_object_and_a_delete_is_a_tombstone() -> None:
-    element = etree.Element(q("LearnerPersonal"), nsmap=NSMAP, RefId="AB" * 16)
+    element = etree.Element(q("LearnerPersonal"), nsmap=NSMAP, RefId="AB" * 16)  # type: ignore[arg-type]
     etree.SubElement(element, q("UPN")).text = "A123456789012"
     names = etree.SubElement(etree.SubElement(element, q("PersonalInformation")), q("Name"))
     names.set("Type", "C")
