@@ -4,8 +4,9 @@ cursor. This module is the one SIF XML -> JSON mapping (docs/json-api.md shows i
 Features of the mapping (xmltodict's conventions, made fixed here):
 - element names are kept as keys, in the SIF UK spelling (`PersonalInformation`, `UPN`);
 - repeated items are arrays in document order: an element that occurs more than once
-  under its parent, and every child of a SIF `...List` container (`PhoneNumberList`)
-  even when it holds one, so a recipient's list is always a list;
+  under its parent, and, even when only one is present, every element the SIF UK schema
+  lets repeat (`EthnicityList/Ethnicity`, `OtherNames/Name`; hub.sif.schemas gives the
+  paths) and every child of a `...List` container, so a recipient's list is always a list;
 - attributes are keys marked with "@" (`"@RefId"`, `"@Type"`);
 - a leaf without attributes is its text (a string, `""` when empty); text sits under
   "#text" only when mixed with attributes or children (`{"@Type": "M", "#text": "..."}`);
@@ -22,6 +23,7 @@ Config form (in a subscriber): delivery: {type: api, concurrency: 16}
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -32,17 +34,29 @@ _EVENT_PATH = ("SIF_Message", "SIF_Event", "SIF_ObjectData", "SIF_EventObject")
 JsonObject = dict[str, Any]
 
 
-def _in_list(path: Any, key: str, value: Any) -> bool:  # path: [(name, attributes)]
-    """xmltodict's force_list: children of a `...List` container are always arrays (its
-    own attributes and text are not children)."""
-    return not key.startswith(("@", "#")) and bool(path) and path[-1][0].endswith("List")
+def _arrays(repeating: Collection[str], under: int) -> Callable[[Any, str, Any], bool]:
+    """xmltodict's force_list: the elements the schema lets repeat (paths below the element
+    at depth `under`), and the children of a `...List` container, are always arrays; an
+    element's own attributes and text never are."""
+
+    def force(path: Any, key: str, value: Any) -> bool:  # path: [(name, attributes)]
+        if key.startswith(("@", "#")) or not path:
+            return False
+        names = [step[0] for step in path]
+        return names[-1].endswith("List") or "/".join([*names[under:], key]) in repeating
+
+    return force
 
 
-def xml_to_json(xml: bytes) -> JsonObject:
-    """One XML document as JSON: {root name: content}, by the rules above. Entities are
-    never expanded (the hub's own copies have none; a DOCTYPE is refused by expat here)."""
+def xml_to_json(xml: bytes, repeating: Collection[str] = (), under: int = 1) -> JsonObject:
+    """One XML document as JSON: {root name: content}, by the rules above; `repeating`
+    names the element paths (below the element at depth `under`, 1 = the root) that are
+    arrays even when one is present. Entities are never expanded."""
     parsed = xmltodict.parse(
-        xml, force_list=_in_list, disable_entities=True, process_namespaces=False
+        xml,
+        force_list=_arrays(frozenset(repeating), under),
+        disable_entities=True,
+        process_namespaces=False,
     )
     document: JsonObject = _strip_xmlns(dict(parsed))
     return document
@@ -54,9 +68,10 @@ def json_to_xml(document: JsonObject) -> bytes:
     return text.encode("utf-8")
 
 
-def copy_object(body: bytes) -> tuple[str, JsonObject]:
-    """The object a released copy holds, as (object name, {object name: content})."""
-    node: Any = xml_to_json(body)
+def copy_object(body: bytes, repeating: Collection[str] = ()) -> tuple[str, JsonObject]:
+    """The object a released copy holds, as (object name, {object name: content});
+    `repeating`: the object's repeatable element paths (hub.sif.schemas)."""
+    node: Any = xml_to_json(body, repeating, under=len(_EVENT_PATH) + 1)
     for name in _EVENT_PATH:
         node = node[name]
     name = str(node["@ObjectName"])
@@ -72,9 +87,10 @@ def feed_item(
     action: str,
     released_at: datetime,
     body: bytes,
+    repeating: Collection[str] = (),
 ) -> JsonObject:
     """One feed item: the envelope a recipient pages through, and the released object."""
-    _, data = copy_object(body)
+    _, data = copy_object(body, repeating)
     return {
         "cursor": cursor,
         "id": copy_msg_id,

@@ -120,7 +120,7 @@ async def read_feed(
     except StoreUnavailable:
         raise Problem(503, "Database unavailable", "Try again") from None
     response.headers["Cache-Control"] = "no-store"
-    items = [_item(r) for r in rows[:limit]]
+    items = [_item(r, hub.schemas.repeating_paths(r.object_name)) for r in rows[:limit]]
     return FeedPage(
         subscriber=subscriber,
         items=items,
@@ -129,7 +129,7 @@ async def read_feed(
     )
 
 
-def _item(row: FeedItemRecord) -> FeedItem:
+def _item(row: FeedItemRecord, repeating: frozenset[str]) -> FeedItem:
     return FeedItem.model_validate(
         feed_item(
             cursor=row.cursor,
@@ -139,6 +139,7 @@ def _item(row: FeedItemRecord) -> FeedItem:
             action=row.action.value,
             released_at=row.released_at,
             body=row.body,
+            repeating=repeating,
         )
     )
 

@@ -14,6 +14,7 @@ from lxml import etree
 from adapters.json_feed import copy_object, feed_item, json_to_xml, xml_to_json
 from hub.sif.build import event_copy
 from hub.sif.names import NSMAP, q
+from hub.sif.schemas import load_schemas
 
 NAMES = ["Name", "GivenName", "Address", "Street", "UPN", "Session", "PhoneNumberList"]
 ATTRIBUTES = ["RefId", "Type", "Code"]
@@ -69,7 +70,7 @@ def check_node(element: etree._Element, node: Any) -> None:
             check_node(items[0], value)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(trees())
 def test_the_json_maps_back_to_the_same_xml(tree: etree._Element) -> None:
     document = xml_to_json(etree.tostring(tree))
@@ -77,7 +78,7 @@ def test_the_json_maps_back_to_the_same_xml(tree: etree._Element) -> None:
     assert shape(back) == shape(tree)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(trees())
 def test_names_are_kept_attributes_marked_and_repeated_items_are_arrays(
     tree: etree._Element,
@@ -85,6 +86,39 @@ def test_names_are_kept_attributes_marked_and_repeated_items_are_arrays(
     document = xml_to_json(etree.tostring(tree))
     assert list(document) == [tree.tag]
     check_node(tree, document[tree.tag])
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees(), st.data())
+def test_what_the_schema_lets_repeat_is_an_array_even_when_one_is_present(
+    tree: etree._Element, draw: st.DataObject
+) -> None:
+    paths = sorted(_paths(tree))
+    repeating = set(draw.draw(st.lists(st.sampled_from(paths), unique=True))) if paths else set()
+    document = xml_to_json(etree.tostring(tree), repeating)
+    for path in paths:
+        values = _at(document[tree.tag], path.split("/"))
+        assert all(isinstance(v, list) for v in values) or path not in repeating
+    assert shape(etree.fromstring(json_to_xml(document))) == shape(tree)
+
+
+def _paths(element: etree._Element, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for child in element:
+        path = f"{prefix}{child.tag}"
+        out |= {path, *_paths(child, path + "/")}
+    return out
+
+
+def _at(node: Any, steps: list[str]) -> list[Any]:
+    """The values at a path (as they sit in their parents: lists stay lists)."""
+    if not steps:
+        return [node]
+    if isinstance(node, list):
+        return [v for item in node for v in _at(item, steps)]
+    if not isinstance(node, dict) or steps[0] not in node:
+        return []
+    return [node[steps[0]]] if len(steps) == 1 else _at(node[steps[0]], steps[1:])
 
 
 def test_a_copy_is_its_object_and_a_delete_is_a_tombstone() -> None:
@@ -97,17 +131,19 @@ def test_a_copy_is_its_object_and_a_delete_is_a_tombstone() -> None:
     etree.SubElement(etree.SubElement(phones, q("PhoneNumber"), Type="M"), q("Number")).text = "1"
     body = event_copy("2.4", "agent", "C1", "LearnerPersonal", "Change", element)
 
-    name, data = copy_object(body)
+    name, data = copy_object(body, {"PersonalInformation/OtherNames/Name", "UPN"})
     assert name == "LearnerPersonal"
     assert data == {
         "LearnerPersonal": {
             "@RefId": "AB" * 16,
-            "UPN": "A123456789012",
+            "UPN": ["A123456789012"],  # named repeatable: an array of one
             "PersonalInformation": {"Name": {"@Type": "C", "FamilyName": "Smith"}},
             "PhoneNumberList": {"PhoneNumber": [{"@Type": "M", "Number": "1"}]},
         }
     }
+    repeating = {"PersonalInformation/OtherNames/Name", "UPN"}
     item = feed_item(
+        repeating=repeating,
         cursor=7,
         copy_msg_id="C1",
         object_name=name,
@@ -117,3 +153,16 @@ def test_a_copy_is_its_object_and_a_delete_is_a_tombstone() -> None:
         body=body,
     )
     assert item["deleted"] is True and item["cursor"] == 7 and item["data"] == data
+
+
+def test_the_schema_says_which_elements_repeat() -> None:
+    schemas = load_schemas()
+    personal = schemas.repeating_paths("LearnerPersonal")
+    assert {
+        "PersonalInformation/Demographics/EthnicityList/Ethnicity",
+        "PersonalInformation/OtherNames/Name",
+        "SiblingList/Sibling",
+    } <= personal
+    assert personal.isdisjoint({"UPN", "PersonalInformation/Name", "PersonalInformation"})
+    assert personal <= schemas.element_paths("LearnerPersonal")
+    assert "CurrentAssignmentList/CurrentAssignment" in schemas.repeating_paths("WorkforcePersonal")
