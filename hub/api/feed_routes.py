@@ -116,11 +116,18 @@ async def read_feed(
     try:
         async with hub.store.transaction() as tx:
             rows = await tx.feeds.page(subscriber, since, limit + 1)
-            await tx.disclosures.acknowledge([r.copy_msg_id for r in rows[:limit]], hub.clock())
+        page = rows[:limit]
+        # Mapping a large page is CPU work: off the event loop, as large SIF bodies are.
+        items = await hub.ingest.offload.run(
+            sum(len(r.body) for r in page),
+            lambda: [_item(r, hub.schemas.repeating_paths(r.object_name)) for r in page],
+        )
+        # Acknowledged once the page is ready to go, never for a page that was not.
+        async with hub.store.transaction() as tx:
+            await tx.disclosures.acknowledge([r.copy_msg_id for r in page], hub.clock())
     except StoreUnavailable:
         raise Problem(503, "Database unavailable", "Try again") from None
     response.headers["Cache-Control"] = "no-store"
-    items = [_item(r, hub.schemas.repeating_paths(r.object_name)) for r in rows[:limit]]
     return FeedPage(
         subscriber=subscriber,
         items=items,
