@@ -5,10 +5,13 @@ delivery configuration."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from pydantic import ValidationError
 
@@ -162,3 +165,40 @@ def test_the_schedule_6_example_pulls_children_in_care_twice_a_day() -> None:
     assert subscriber.id == "virtual-school" and agreement.recipients == ["virtual-school"]
     assert agreement.cohort == "children-in-care"
     assert agreement.schedule.mode == "windows" and len(agreement.schedule.times) == 2
+
+
+# Copies arriving for two subscribers in any order, some redelivered, read back in pages
+# of any size: every copy exactly once, in arrival order, cursors only growing.
+ARRIVALS = st.lists(
+    st.tuples(st.sampled_from(["vs", "other"]), st.integers(min_value=0, max_value=12)),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ARRIVALS, st.integers(min_value=1, max_value=7))
+def test_paging_reads_every_copy_once_in_order_whatever_arrives(
+    arrivals: list[tuple[str, int]], limit: int
+) -> None:
+    async def play() -> tuple[dict[str, list[str]], dict[str, list[list[int]]]]:
+        ctx = await context(*{f"{s}-{n}" for s, n in arrivals})
+        for subscriber, n in arrivals:
+            await keep_copy(ctx, subscriber, copy(f"{subscriber}-{n}"))
+        pages: dict[str, list[list[int]]] = {}
+        read: dict[str, list[str]] = {}
+        for subscriber in ("vs", "other"):
+            since = 0
+            async with ctx.store.transaction() as tx:
+                while page := await tx.feeds.page(subscriber, since, limit):
+                    pages.setdefault(subscriber, []).append([i.cursor for i in page])
+                    read.setdefault(subscriber, []).extend(i.copy_msg_id for i in page)
+                    since = page[-1].cursor
+        return read, pages
+
+    read, pages = asyncio.run(play())
+    for subscriber in ("vs", "other"):
+        arrived = [f"{s}-{n}" for s, n in arrivals if s == subscriber]
+        assert read.get(subscriber, []) == list(dict.fromkeys(arrived))
+        cursors = [c for page in pages.get(subscriber, []) for c in page]
+        assert cursors == list(range(1, len(cursors) + 1))
+        assert all(len(page) <= limit for page in pages.get(subscriber, []))
