@@ -29,6 +29,7 @@ from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
+from hub.pipeline.feed import FeedContext, run_feed
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
@@ -85,6 +86,7 @@ class Hub:
     pusher: WebhookPusher
     push: PushContext
     deliveries: AmqpDeliveries
+    feeds: FeedContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
@@ -146,6 +148,12 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         secrets=secrets,
         pusher=pusher,
         push=PushContext(store, pusher, ladder, clock),
+        feeds=FeedContext(
+            store,
+            functools.partial(feed_retention_days, policies, settings.retention_uncovered_days),
+            ladder,
+            clock,
+        ),
         deliveries=AmqpDeliveries(
             settings.amqp_url,
             delays_ms=ladder.delays_ms,
@@ -173,6 +181,16 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         hub.broker_users = BrokerUsers(target, prefix=config.queue_prefix)
         hub.broker_users_status = "pending"
     return hub
+
+
+def feed_retention_days(
+    policies: PolicyHolder, default_days: int, agreement_id: str, version: int
+) -> int:
+    """How long a copy released under this agreement version is kept in a feed: the
+    version's retention_days (the hub-wide default if the version is unknown)."""
+    state = next((a for a in policies.current().agreements if a.agreement_id == agreement_id), None)
+    found = [v for v in (state.versions if state else ()) if v.spec.version == version]
+    return found[0].spec.retention_days if found else default_days
 
 
 def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
@@ -212,6 +230,9 @@ async def start(hub: Hub) -> None:
             run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop
         )
         run(f"webhook:{subscriber.id}", push)
+    for subscriber, api in hub.config.api_subscribers():
+        keep = functools.partial(run_feed, hub.feeds, hub.deliveries, subscriber.id, api, hub.stop)
+        run(f"feed:{subscriber.id}", keep)
 
 
 def pool_settings(settings: Settings) -> PoolSettings:

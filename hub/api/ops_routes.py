@@ -90,6 +90,7 @@ async def ready(hub: HubDep) -> Readiness:
         # Reported, never fatal: each webhook deliverer, running, no_secret (copies wait)
         # or stopped (a crash shows in `tasks` too).
         **{f"webhook:{s}": state for s, state in sorted(hub.push.status.items())},
+        **{f"feed:{s}": state for s, state in sorted(hub.feeds.status.items())},
     }
     tasks = {name: s.state for name, s in hub.supervisor.statuses().items()}
     status, failing = verdict(checks)

@@ -76,8 +76,16 @@ class WebhookDelivery(Strict):
         return url
 
 
-# How a subscriber's released copies reach it; further types (api, file) join this union.
-Delivery = Annotated[AmqpDelivery | WebhookDelivery, Field(discriminator="type")]
+class ApiDelivery(Strict):
+    """The service pulls its released copies as JSON from `GET /api/v1/feeds/{id}` with a
+    key issued through the admin API (hub/pipeline/feed.py, adapters/json_feed.py)."""
+
+    type: Literal["api"]
+    concurrency: int = Field(default=16, ge=1, le=256, description="copies stored at once")
+
+
+# How a subscriber's released copies reach it; further types (file) join this union.
+Delivery = Annotated[AmqpDelivery | WebhookDelivery | ApiDelivery, Field(discriminator="type")]
 
 
 class Subscriber(Strict):
@@ -135,6 +143,9 @@ class HubConfig(Strict):
         return [
             (s, s.delivery) for s in self.subscribers if isinstance(s.delivery, WebhookDelivery)
         ]
+
+    def api_subscribers(self) -> list[tuple[Subscriber, ApiDelivery]]:
+        return [(s, s.delivery) for s in self.subscribers if isinstance(s.delivery, ApiDelivery)]
 
 
 def _duplicates(cfg: HubConfig) -> list[str]:

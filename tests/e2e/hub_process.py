@@ -8,14 +8,16 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
+from hub.core.config import HubConfig
 from hub.simulate.la_consumer import delete_queues
 from tests.e2e.conftest import AMQP_URL, COUNTY, _queues, county_config
 
@@ -45,12 +47,17 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 
 @asynccontextmanager
-async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    """`hub serve` with the county configuration (a private queue prefix) and its SQLite
-    database in tmp_path; stopped (SIGTERM, then SIGKILL) and its queues deleted after."""
-    config = county_config()
-    raw = yaml.safe_load(COUNTY.read_text())
-    raw["queue_prefix"] = config.queue_prefix
+async def hub_process(
+    tmp_path: Path, example: Path = COUNTY, edit: Callable[[dict[str, Any]], None] | None = None
+) -> AsyncIterator[HubProcess]:
+    """`hub serve` with the county configuration (or another `example`, changed by `edit`;
+    a private queue prefix) and its SQLite database in tmp_path; stopped (SIGTERM, then
+    SIGKILL) and its queues deleted after."""
+    raw = yaml.safe_load(example.read_text())
+    raw["queue_prefix"] = county_config().queue_prefix
+    if edit is not None:
+        edit(raw)
+    config = HubConfig.model_validate(raw)
     config_file = tmp_path / "county.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     database = tmp_path / "data" / "hub.db"

@@ -13,6 +13,8 @@ from hub.core.records import (
     ApprovalRecord,
     AuditRecord,
     DisclosureRecord,
+    FeedItemRecord,
+    FeedKeyRecord,
     HeldRecord,
     LifecycleRecord,
     MessageRecord,
@@ -70,6 +72,9 @@ class State:
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
     webhook_secrets: dict[str, bytes] = field(default_factory=dict)
     webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
+    feed_items: list[FeedItemRecord] = field(default_factory=list)  # in insertion order
+    feed_heads: dict[str, int] = field(default_factory=dict)  # subscriber -> last cursor
+    feed_keys: dict[str, FeedKeyRecord] = field(default_factory=dict)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records
