@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from hub.core.agreements.model import Agreement, Laestab, Strict, Token
+from hub.core.alert_rules import AlertsConfig
 
 RefId = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
 
@@ -97,6 +98,7 @@ class HubConfig(Strict):
     agents: list[Agent] = Field(default_factory=list)
     subscribers: list[Subscriber] = Field(default_factory=list)
     agreements: list[Agreement] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

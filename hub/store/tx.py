@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
+from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.disclosures import SqlDisclosures
 from hub.store.repos.held import SqlHeld
@@ -38,6 +39,7 @@ class SqlTx:
     retention: SqlRetention
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
+    alerts: SqlAlerts
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -55,4 +57,5 @@ class SqlTx:
             retention=SqlRetention(connection),
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
+            alerts=SqlAlerts(connection),
         )

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertDeliveryRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     DisclosureRecord,
@@ -70,6 +73,9 @@ class State:
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
     webhook_secrets: dict[str, bytes] = field(default_factory=dict)
     webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
+    alert_states: dict[tuple[str, str], AlertStateRecord] = field(default_factory=dict)
+    alert_events: list[AlertEventRecord] = field(default_factory=list)
+    alert_deliveries: dict[int, AlertDeliveryRecord] = field(default_factory=dict)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

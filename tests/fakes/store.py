@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from hub.core.ports import StoreUnavailable
 from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
+from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
 from tests.fakes.disclosures import FakeDisclosures
 from tests.fakes.held import FakeHeld
@@ -47,6 +48,7 @@ class FakeTx:
     retention: FakeRetention
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
+    alerts: FakeAlerts
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -63,6 +65,7 @@ class FakeTx:
             retention=FakeRetention(state),
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
+            alerts=FakeAlerts(state),
         )
 
 
