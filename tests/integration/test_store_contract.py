@@ -16,9 +16,9 @@ from hub.core.envelope import Action, MessageKind
 from hub.core.ports import AlreadyExists, DuplicateMessage, Store
 from hub.core.records import (
     AdminUserRecord,
+    AgreementVersionRecord,
     AlertEventRecord,
     AlertStateRecord,
-    AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
