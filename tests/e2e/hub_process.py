@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -25,6 +26,7 @@ class HubProcess:
     process: subprocess.Popen[bytes]
     client: httpx.AsyncClient
     database: Path
+    queue_prefix: str = ""
 
 
 def _free_port() -> int:
@@ -45,12 +47,19 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 
 @asynccontextmanager
-async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    """`hub serve` with the county configuration (a private queue prefix) and its SQLite
-    database in tmp_path; stopped (SIGTERM, then SIGKILL) and its queues deleted after."""
+async def hub_process(
+    tmp_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    config_update: dict[str, Any] | None = None,
+) -> AsyncIterator[HubProcess]:
+    """`hub serve` with the county configuration (a private queue prefix; `config_update`
+    replaces top-level sections) and its SQLite database in tmp_path, `env` added to its
+    environment; stopped (SIGTERM, then SIGKILL) and its queues deleted after."""
     config = county_config()
     raw = yaml.safe_load(COUNTY.read_text())
     raw["queue_prefix"] = config.queue_prefix
+    raw.update(config_update or {})
     config_file = tmp_path / "county.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     database = tmp_path / "data" / "hub.db"
@@ -63,6 +72,7 @@ async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
         "HUB_DATA_DIR": str(database.parent),
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_AMQP_PROVISION_USERS": "false",
+        **(env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "hub", "serve", "--config", str(config_file)],
@@ -73,7 +83,7 @@ async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             await wait_ready(client)
-            yield HubProcess(process, client, database)
+            yield HubProcess(process, client, database, config.queue_prefix)
     finally:
         if process.poll() is None:
             process.terminate()
