@@ -2,12 +2,12 @@
 deliver each notification to every target once.
 
 Two supervised loops (wired in hub.composition.start):
-- evaluation, every `alerts.interval_seconds`: reads the outbox backlog and parked rows and
-  the refusals within the refusal window (one read transaction, the same store ports as
-  /admin/stats), every queue's messages and consumers (the broker's management API), and
-  the agreements' standing and review dates (the policy snapshot in force); then, in one
-  transaction under the hub-wide alert lock, steps the stored states and stores each
-  notification with one delivery row per target. States live in the database, so a
+- evaluation, every `alerts.interval_seconds`: in one transaction under the hub-wide
+  alert lock, reads the outbox backlog and parked rows and the refusals within the refusal
+  window (the same store ports as /admin/stats), every queue's messages and consumers (the
+  broker's management API), and the agreements' standing and review dates (the policy
+  snapshot in force); steps the stored states and stores each notification with one
+  delivery row per target. States live in the database, so a
   restarted hub (or another hub on the same database) never notifies a condition twice.
 - delivery: claims due delivery rows under a lease and sends them through the Notifier
   ports (webhook, e-mail), each bounded by its own timeout, all at once; a failure is
@@ -47,6 +47,7 @@ from hub.core.ports import (
     QueueLevels,
     Store,
     StoreUnavailable,
+    Tx,
 )
 from hub.core.records import AlertDeliveryRecord, AlertEventRecord, AlertStateRecord
 from hub.core.retry import RetryPolicy, compute_backoff
@@ -77,28 +78,29 @@ class AlertContext:
 # --- observation --------------------------------------------------------------------------
 
 
-async def observe(ctx: AlertContext, now: datetime) -> Snapshot:
-    """What the rules read; a source that cannot be read now is left unmeasured."""
-    backlog_rows = parked_rows = refusals = None
+async def observe(
+    ctx: AlertContext, tx: Tx, now: datetime, subscribers: list[SubscriberLevels] | None
+) -> Snapshot:
+    """What the rules read: the store's figures in the evaluating transaction (under the
+    alert lock, so no hub evaluates an older figure after a newer one), the broker's (read
+    before the transaction: a slow management API must never hold a database lock) and the
+    policy's as last known. An unreadable broker leaves its rules unmeasured."""
     window = timedelta(minutes=ctx.alerts.rules.ingest_refusals.window_minutes)
-    try:
-        async with ctx.store.transaction() as tx:
-            figures = await tx.outbox.backlog()
-            refusals = await tx.audit.rejections_since(now - window)
-        backlog_rows, parked_rows = figures.waiting, figures.parked
-    except StoreUnavailable:
-        log.warning("alerts.store_unreadable")
+    figures = await tx.outbox.backlog()
     return Snapshot(
-        backlog_rows=backlog_rows,
-        parked_rows=parked_rows,
-        subscribers=await _subscriber_levels(ctx),
+        backlog_rows=figures.waiting,
+        parked_rows=figures.parked,
+        subscribers=subscribers,
         agreements=agreement_standings(ctx.policy()),
-        refusals=refusals,
+        refusals=await tx.audit.rejections_since(now - window),
     )
 
 
+QUEUE_RULES = frozenset({"dead_letters", "not_consuming"})
+
+
 async def _subscriber_levels(ctx: AlertContext) -> list[SubscriberLevels] | None:
-    if ctx.queues is None:
+    if ctx.queues is None or not QUEUE_RULES & set(ctx.alerts.rules.enabled()):
         return None
     try:
         levels = await ctx.queues.levels()
@@ -134,12 +136,13 @@ def agreement_standings(policy: Policy) -> list[AgreementStanding]:
 
 async def evaluate_once(ctx: AlertContext) -> list[AlertEventRecord]:
     """One round: observe, step the stored states, store the notifications it makes."""
-    now = ctx.clock()
-    readings = read(ctx.alerts.rules, await observe(ctx, now), now)
     targets = ctx.alerts.targets()
+    subscribers = await _subscriber_levels(ctx)
     async with ctx.store.transaction() as tx:
         if not await tx.alerts.exclusive():
             return []  # another hub is evaluating this moment
+        now = ctx.clock()
+        readings = read(ctx.alerts.rules, await observe(ctx, tx, now, subscribers), now)
         states = {(s.rule, s.subject): s for s in await tx.alerts.states()}
         result = evaluate(states, readings, holds(ctx.alerts.rules), now)
         for (rule, subject), state in result.changed.items():
