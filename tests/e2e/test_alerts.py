@@ -18,12 +18,20 @@ import pytest
 
 from hub.amqp.publisher import AmqpPublisher
 from hub.core import naming
+from hub.core.alert_rules import AlertsConfig
 from hub.demo import SECRETS
 from hub.simulate import sample_data as data
 from hub.simulate.school_agent import SchoolAgent
-from tests.e2e.conftest import ADMIN, AMQP_URL
+from tests.e2e.conftest import (
+    ADMIN,
+    AMQP_URL,
+    RunningHub,
+    _wait_connected,
+    county_config,
+    hub_running,
+)
 from tests.e2e.hub_process import HubProcess, hub_process
-from tests.e2e.test_agreements import AGENT_FOR, DAY, DOVEDALE
+from tests.e2e.test_agreements import AGENT_FOR, DAY, DOVEDALE, _register_all
 from tests.smtp_server import Mailbox, smtp_running
 from tests.webhook_receiver import Receiver, receiver_running
 
@@ -156,3 +164,76 @@ async def _resolved(hub: HubProcess) -> bool:
 
 async def _sent(hub: HubProcess, kind: str) -> bool:
     return _delivered(await _view(hub), kind)
+
+
+# --- queue rules through RabbitMQ's real management API, on both databases ---------------
+
+
+async def _rule_events(running: RunningHub, rule: str, subject: str) -> list[str]:
+    response = await running.admin("GET", "/admin/alerts")
+    assert response.status_code == 200, response.text
+    history = response.json()["history"]
+    return [e["kind"] for e in history if (e["rule"], e["subject"]) == (rule, subject)]
+
+
+async def _events_become(running: RunningHub, rule: str, subject: str, expected: list[str]) -> None:
+    async def check() -> bool:
+        return await _rule_events(running, rule, subject) == expected
+
+    await _until(f"{rule}/{subject} history {expected}", check)
+
+
+async def test_queue_rules_fire_and_resolve_from_the_brokers_figures(
+    database_url: str, tmp_path: Path
+) -> None:
+    """CME's queue holds a copy and nobody reads it: not_consuming fires. Its consumer
+    rejects the copy: the queue empties (not_consuming resolves) and the copy is
+    dead-lettered (dead_letters fires). Ops purge the dead-letter queue: it resolves."""
+    alerts = AlertsConfig.model_validate(
+        {
+            "interval_seconds": 0.2,
+            "rules": {
+                "not_consuming": {"for_minutes": 0},
+                "dead_letters": {"for_minutes": 0},
+                **{
+                    name: {"enabled": False}
+                    for name in ("outbox_backlog", "parked_rows", "review_due", "ingest_refusals")
+                },
+            },
+        }
+    )
+    async with hub_running(database_url, tmp_path, county_config(alerts=alerts)) as running:
+        await _wait_connected(running.hub)
+        await _register_all(running)
+        xml = data.learner_attendance(DOVEDALE, DAY, "AM", "/")
+        assert (await running.agent("dovedale-mis").send_event("LearnerAttendance", "Add", xml)).ok
+        await running.settle()
+        await _events_become(running, "not_consuming", "cme", ["firing"])
+
+        await _reject_one(running.queue("cme"))
+        await _events_become(running, "not_consuming", "cme", ["resolved", "firing"])
+        await _events_become(running, "dead_letters", "cme", ["firing"])
+
+        dlq = naming.dead_letter_queue("cme", running.config.queue_prefix)
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            await (await channel.get_queue(dlq, ensure=False)).purge()
+        await _events_become(running, "dead_letters", "cme", ["resolved", "firing"])
+        # Still one notification each way, many rounds later.
+        await _events_become(running, "not_consuming", "cme", ["resolved", "firing"])
+
+
+async def _reject_one(queue: str) -> None:
+    """The LA service's consumer refuses the copy (reject, no requeue): dead-lettered."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        found = await channel.get_queue(queue, ensure=False)
+        for _ in range(100):
+            message = await found.get(fail=False)
+            if message is not None:
+                await message.reject(requeue=False)
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError("no copy to reject")
