@@ -25,9 +25,10 @@ The SMTP password comes from the environment (HUB_ALERTS_SMTP_PASSWORD), never t
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.core.urls import is_secure_target
 
 RuleName = Literal[
     "outbox_backlog",
@@ -37,7 +38,6 @@ RuleName = Literal[
     "review_due",
     "ingest_refusals",
 ]
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class Strict(BaseModel):
@@ -94,9 +94,7 @@ class WebhookTarget(Strict):
     @field_validator("url")
     @classmethod
     def _https(cls, url: str) -> str:
-        parts = urlsplit(url)
-        local = parts.scheme == "http" and parts.hostname in LOOPBACK
-        if not parts.hostname or not (parts.scheme == "https" or local):
+        if not is_secure_target(url):
             raise ValueError("an alert webhook url must be https:// (http:// only on loopback)")
         return url
 
