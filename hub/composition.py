@@ -12,20 +12,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.alert_email import EmailNotifier
+from adapters.alert_webhook import WebhookNotifier
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
 from hub.amqp.deliveries import AmqpDeliveries
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
+from hub.amqp.queue_levels import ManagementQueueLevels
 from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.policy import Policy
-from hub.core.ports import BrokerUnavailable, StoreUnavailable
+from hub.core.ports import BrokerUnavailable, Notifier, StoreUnavailable
 from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
 from hub.metrics.prometheus import PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy, sync_config
+from hub.pipeline.alerts import AlertContext, run_alert_delivery, run_alerts
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
@@ -87,6 +91,7 @@ class Hub:
     push: PushContext
     deliveries: AmqpDeliveries
     feeds: FeedContext
+    alerts: AlertContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
@@ -145,6 +150,16 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     pusher = WebhookPusher(secrets)
     ladder = settings.webhook_ladder()
     hub = Hub(
+        alerts=AlertContext(
+            store=store,
+            config=config,
+            queues=ManagementQueueLevels(
+                management_target(settings.amqp_url, settings.amqp_management_url)
+            ),
+            notifiers=alert_notifiers(settings, config),
+            policy=policies.current,
+            clock=clock,
+        ),
         secrets=secrets,
         pusher=pusher,
         push=PushContext(store, pusher, ladder, clock),
@@ -193,6 +208,19 @@ def feed_retention_days(
     return found[0].spec.retention_days if found else default_days
 
 
+def alert_notifiers(settings: Settings, config: HubConfig) -> dict[str, Notifier]:
+    """The alert targets by the names their delivery rows carry."""
+    alerts, hub = config.alerts, config.source_id
+    notifiers: dict[str, Notifier] = {
+        f"webhook:{n}": WebhookNotifier(w.url, timeout_seconds=w.timeout_seconds, hub=hub)
+        for n, w in enumerate(alerts.webhooks, start=1)
+    }
+    if alerts.email is not None:
+        password = settings.alerts_smtp_password
+        notifiers["email"] = EmailNotifier(alerts.email, password=password, hub=hub)
+    return notifiers
+
+
 def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
     return [
         SubscriberQueues(
@@ -225,6 +253,8 @@ async def start(hub: Hub) -> None:
             hub.settings.purge_interval_seconds,
         ),
     )
+    run("alerts", lambda: run_alerts(hub.alerts, hub.stop))
+    run("alert-delivery", lambda: run_alert_delivery(hub.alerts, hub.stop))
     for subscriber, target in hub.config.webhook_subscribers():
         push = functools.partial(
             run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
         default=[10.0, 60.0, 600.0, 3600.0], min_length=1
     )
     webhook_max_attempts: int = Field(default=8, ge=1)
+    # The SMTP login password for alert e-mails (the `alerts.email` section of the YAML).
+    alerts_smtp_password: str | None = Field(default=None, repr=False)
 
     @field_validator("webhook_retry_delays_seconds")
     @classmethod

@@ -8,6 +8,7 @@ from hub import __version__
 from hub.api import (
     admin_user_routes,
     agreement_routes,
+    alert_routes,
     broker_routes,
     feed_routes,
     held_routes,
@@ -57,4 +58,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(outbox_routes.router, tags=["Outbox"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
     app.include_router(admin_user_routes.router, tags=["Admin users"])
+    app.include_router(alert_routes.router, tags=["Alerts"])
     return app

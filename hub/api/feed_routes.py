@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 
 from adapters.json_feed import feed_item
 from hub.api.admin_auth import AdminRoleDep
-from hub.api.broker_routes import problem_doc
 from hub.api.deps import HubDep
+from hub.api.openapi import problem_doc
 from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.config import ApiDelivery

@@ -14,6 +14,9 @@ from hub.core.errors import SifError
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertDeliveryRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
@@ -28,6 +31,7 @@ from hub.core.records import (
     ParkedRecord,
     PupilAccessRecord,
     PurgeCounts,
+    QueueLevel,
     Registration,
     RejectionRecord,
     Stats,
@@ -285,6 +289,48 @@ class Feeds(Protocol):
 class Audit(Protocol):
     async def add(self, entry: AuditRecord) -> None: ...
     async def add_rejection(self, entry: RejectionRecord) -> None: ...
+    async def rejections_since(self, at: datetime) -> int:
+        """Refused agent messages recorded at or after `at` (every hub's)."""
+        ...
+
+
+class Alerts(Protocol):
+    """Alert states (one row per rule and subject whose condition holds), the notifications
+    they made, and one delivery row per notification and target."""
+
+    async def exclusive(self) -> bool:
+        """Take the hub-wide alert lock for this transaction; False if another hub holds it
+        (one hub evaluates at a time, so a condition notifies once however many hubs run)."""
+        ...
+
+    async def states(self) -> list[AlertStateRecord]: ...
+    async def save_state(self, rule: str, subject: str, state: AlertStateRecord | None) -> None:
+        """Replace the rule and subject's state; None deletes it (inactive)."""
+        ...
+
+    async def add_event(
+        self, event: AlertEventRecord, targets: Sequence[str], due: datetime
+    ) -> int:
+        """Store a notification and a delivery row per target, due at `due`; its id."""
+        ...
+
+    async def events(self, limit: int) -> list[AlertEventRecord]:
+        """Newest first."""
+        ...
+
+    async def claim_deliveries(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> list[AlertDeliveryRecord]:
+        """Due deliveries, oldest first, leased to this claimer (another claimer skips them
+        until the lease ends)."""
+        ...
+
+    async def delivered(self, delivery_id: int, at: datetime) -> None: ...
+    async def failed(self, delivery_id: int, error: str, next_attempt_at: datetime | None) -> None:
+        """Count a failed attempt; retry at `next_attempt_at`, or give up (None)."""
+        ...
+
+    async def deliveries(self, event_ids: Sequence[int]) -> list[AlertDeliveryRecord]: ...
 
 
 class AdminUsers(Protocol):
@@ -340,6 +386,8 @@ class Tx(Protocol):
     def webhooks(self) -> Webhooks: ...
     @property
     def feeds(self) -> Feeds: ...
+    @property
+    def alerts(self) -> Alerts: ...
 
 
 class Store(Protocol):
@@ -377,6 +425,26 @@ class Publisher(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+
+class QueueLevels(Protocol):
+    """Messages and consumers per queue (RabbitMQ's management API)."""
+
+    async def levels(self) -> dict[str, QueueLevel]:
+        """Every queue on the hub's vhost by name; BrokerUnavailable when unreadable."""
+        ...
+
+
+class NotifyFailed(Exception):
+    """A notification was not accepted by its target (the reason: no secret in it)."""
+
+
+class Notifier(Protocol):
+    """Delivers one alert notification to one target (a webhook, an e-mail relay)."""
+
+    async def send(self, event: AlertEventRecord) -> None:
+        """Raises NotifyFailed when the target did not take it."""
+        ...
 
 
 class PullSource(Protocol):

@@ -325,3 +325,54 @@ class FeedKeyRecord:
     key_id: str
     secret_sha256: str
     issued_at: datetime
+
+
+# --- alerts (issue 10, part 5) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertStateRecord:
+    """A condition that holds for one rule and subject (a subscriber, an agreement, the
+    outbox): pending until it has held for the rule's `for`, then firing. No row: inactive."""
+
+    rule: str
+    subject: str
+    status: str  # pending | firing
+    since: datetime  # when the condition was first seen holding
+    firing_at: datetime | None
+    value: float
+    summary: str  # counts and ids only: never personal data
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertEventRecord:
+    """One notification: a condition started firing, or resolved. `id` is set by the store."""
+
+    rule: str
+    subject: str
+    kind: str  # firing | resolved
+    at: datetime
+    value: float
+    summary: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertDeliveryRecord:
+    """One event for one target; retried with backoff until delivered or given up."""
+
+    id: int
+    event: AlertEventRecord
+    target: str  # webhook:1, email (never the URL: it may hold a token)
+    attempts: int
+    next_attempt_at: datetime | None  # None: delivered or given up
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLevel:
+    """A queue's messages and consumers, as the broker last sampled them."""
+
+    messages: int
+    consumers: int

@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -471,6 +472,56 @@ class FeedKeyRow(HubTable, table=True):
     issued_at: datetime = Field(sa_column=_col(UtcDateTime))
 
 
+class AlertStateRow(HubTable, table=True):
+    """A rule and subject whose condition holds (0011): pending or firing. Deleted when it
+    no longer holds, so a restarted hub neither notifies again nor forgets a firing alert."""
+
+    __tablename__ = "alert_states"
+
+    rule: str = Field(sa_column=_col(String, primary_key=True))
+    subject: str = Field(sa_column=_col(String, primary_key=True))
+    status: str = Field(sa_column=_col(String))
+    since: datetime = Field(sa_column=_col(UtcDateTime))
+    firing_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    value: float = Field(sa_column=_col(Float))
+    summary: str = Field(sa_column=_col(String))
+
+
+class AlertEventRow(HubTable, table=True):
+    """One notification made (0011): a condition started firing, or resolved."""
+
+    __tablename__ = "alert_events"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    rule: str = Field(sa_column=_col(String))
+    subject: str = Field(sa_column=_col(String))
+    kind: str = Field(sa_column=_col(String))
+    at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
+    value: float = Field(sa_column=_col(Float))
+    summary: str = Field(sa_column=_col(String))
+
+
+class AlertDeliveryRow(HubTable, table=True):
+    """One notification for one target (0011), like the outbox: due at `next_attempt_at`
+    (NULL once delivered or given up), leased while being sent."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    event_id: int = Field(sa_column=_col(AutoId, index=True))
+    target: str = Field(sa_column=_col(String))
+    attempts: int = Field(sa_column=_col(Integer))
+    next_attempt_at: datetime | None = Field(
+        default=None, sa_column=_col(UtcDateTime, nullable=True, index=True)
+    )
+    delivered_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+
+
 def table(model: type[HubTable]) -> Table:
     """The Core Table behind a model (the repositories speak Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -501,3 +552,6 @@ webhook_attempts = table(WebhookAttemptRow)
 feed_items = table(FeedItemRow)
 feed_heads = table(FeedHeadRow)
 feed_keys = table(FeedKeyRow)
+alert_states = table(AlertStateRow)
+alert_events = table(AlertEventRow)
+alert_deliveries = table(AlertDeliveryRow)

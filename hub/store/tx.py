@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
+from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.disclosures import SqlDisclosures
 from hub.store.repos.feeds import SqlFeeds
@@ -40,6 +41,7 @@ class SqlTx:
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
     feeds: SqlFeeds
+    alerts: SqlAlerts
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -58,4 +60,5 @@ class SqlTx:
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
             feeds=SqlFeeds(connection),
+            alerts=SqlAlerts(connection),
         )

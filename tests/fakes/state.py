@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertDeliveryRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     DisclosureRecord,
@@ -75,6 +78,9 @@ class State:
     feed_items: list[FeedItemRecord] = field(default_factory=list)  # in insertion order
     feed_heads: dict[str, int] = field(default_factory=dict)  # subscriber -> last cursor
     feed_keys: dict[str, FeedKeyRecord] = field(default_factory=dict)
+    alert_states: dict[tuple[str, str], AlertStateRecord] = field(default_factory=dict)
+    alert_events: list[AlertEventRecord] = field(default_factory=list)
+    alert_deliveries: dict[int, AlertDeliveryRecord] = field(default_factory=dict)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from hub.core.ports import StoreUnavailable
 from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
+from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
 from tests.fakes.disclosures import FakeDisclosures
 from tests.fakes.feeds import FakeFeeds
@@ -49,6 +50,7 @@ class FakeTx:
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
     feeds: FakeFeeds
+    alerts: FakeAlerts
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -66,6 +68,7 @@ class FakeTx:
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
             feeds=FakeFeeds(state),
+            alerts=FakeAlerts(state),
         )
 
 

@@ -17,6 +17,8 @@ from hub.core.ports import AlreadyExists, DuplicateMessage, Store
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
@@ -692,3 +694,65 @@ async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> N
         delivered={},
         pending=3,
     )
+
+
+async def test_rejections_since_counts_from_a_time(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        for minutes in (0, 1, 2):
+            await tx.audit.add_rejection(RejectionRecord(at(minutes), "agent-1", "zone-1", 1, 3))
+    async with any_store.transaction() as tx:
+        assert [await tx.audit.rejections_since(at(m)) for m in (0, 1, 2.5)] == [3, 2, 0]
+
+
+def alert_state(status: str = "pending", value: float = 3) -> AlertStateRecord:
+    return AlertStateRecord(
+        rule="dead_letters",
+        subject="cme",
+        status=status,
+        since=T0,
+        firing_at=at(1) if status == "firing" else None,
+        value=value,
+        summary=f"{value:g} messages",
+    )
+
+
+async def test_alert_states_are_replaced_and_deleted(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.exclusive()
+        await tx.alerts.save_state("dead_letters", "cme", alert_state())
+        await tx.alerts.save_state("dead_letters", "cme", alert_state("firing", 5))
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.states() == [alert_state("firing", 5)]
+        await tx.alerts.save_state("dead_letters", "cme", None)
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.states() == []
+
+
+async def test_alert_deliveries_are_claimed_once_retried_and_settled(any_store: Store) -> None:
+    event = AlertEventRecord(
+        rule="dead_letters", subject="cme", kind="firing", at=T0, value=3, summary="3 messages"
+    )
+    async with any_store.transaction() as tx:
+        first = await tx.alerts.add_event(event, ["webhook:1", "email"], T0)
+        second = await tx.alerts.add_event(dataclasses.replace(event, kind="resolved"), [], T0)
+    async with any_store.transaction() as tx:
+        assert [e.kind for e in await tx.alerts.events(10)] == ["resolved", "firing"]
+        claimed = await tx.alerts.claim_deliveries(at(1), 10, LEASE)
+        assert [(d.target, d.event.id, d.event.summary) for d in claimed] == [
+            ("webhook:1", first, "3 messages"),
+            ("email", first, "3 messages"),
+        ]
+        # Leased: a second claimer gets nothing until the lease ends.
+        assert await tx.alerts.claim_deliveries(at(1), 10, LEASE) == []
+        webhook, email = claimed
+        await tx.alerts.delivered(email.id, at(2))
+        await tx.alerts.failed(webhook.id, "http_503", at(5))
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.claim_deliveries(at(4), 10, LEASE) == []
+        (again,) = await tx.alerts.claim_deliveries(at(5), 10, LEASE)
+        assert (again.id, again.attempts, again.last_error) == (webhook.id, 1, "http_503")
+        await tx.alerts.failed(again.id, "timeout", None)  # given up
+        rows = {d.target: d for d in await tx.alerts.deliveries([first, second])}
+    assert rows["email"].delivered_at == at(2) and rows["email"].next_attempt_at is None
+    assert rows["webhook:1"].attempts == 2 and rows["webhook:1"].next_attempt_at is None
+    assert rows["webhook:1"].last_error == "timeout" and rows["webhook:1"].delivered_at is None
