@@ -9,6 +9,7 @@ from hub.api import (
     admin_user_routes,
     agreement_routes,
     broker_routes,
+    csv_routes,
     held_routes,
     metrics_routes,
     ops_routes,
@@ -43,6 +44,7 @@ def create_app(hub: Hub) -> FastAPI:
     problems.install(app)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
+    app.include_router(csv_routes.router, tags=["CSV uploads"])
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])

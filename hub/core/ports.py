@@ -17,6 +17,8 @@ from hub.core.records import (
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
+    CsvRowError,
+    CsvTransactionRecord,
     DisclosureRecord,
     HeldRecord,
     LifecycleRecord,
@@ -257,6 +259,35 @@ class Webhooks(Protocol):
         ...
 
 
+class CsvTransactions(Protocol):
+    """CSV uploads: one row per file (agent, kind, SHA-256), its counts and refused rows."""
+
+    async def add(self, record: CsvTransactionRecord) -> None:
+        """Raises AlreadyExists when the agent already sent a file of this kind and hash."""
+        ...
+
+    async def get(self, transaction_id: str) -> CsvTransactionRecord | None: ...
+    async def find(self, agent_id: str, kind: str, sha256: str) -> CsvTransactionRecord | None: ...
+    async def add_chunk(
+        self,
+        transaction_id: str,
+        *,
+        rows: int,
+        accepted: int,
+        rejected: int,
+        errors: Sequence[CsvRowError],
+        not_listed: int,
+        at: datetime,
+    ) -> None:
+        """Count a chunk's rows, list its problems (`not_listed`: those beyond the cap)."""
+        ...
+
+    async def set_status(self, transaction_id: str, status: str, at: datetime) -> None: ...
+    async def errors(self, transaction_id: str, limit: int) -> list[CsvRowError]:
+        """Refused rows, by line."""
+        ...
+
+
 class Audit(Protocol):
     async def add(self, entry: AuditRecord) -> None: ...
     async def add_rejection(self, entry: RejectionRecord) -> None: ...
@@ -313,6 +344,8 @@ class Tx(Protocol):
     def admin_users(self) -> AdminUsers: ...
     @property
     def webhooks(self) -> Webhooks: ...
+    @property
+    def csv_transactions(self) -> CsvTransactions: ...
 
 
 class Store(Protocol):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
 from hub.store.repos.audit import SqlAudit
+from hub.store.repos.csv_transactions import SqlCsvTransactions
 from hub.store.repos.disclosures import SqlDisclosures
 from hub.store.repos.held import SqlHeld
 from hub.store.repos.learners import SqlLearners
@@ -38,6 +39,7 @@ class SqlTx:
     retention: SqlRetention
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
+    csv_transactions: SqlCsvTransactions
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -55,4 +57,5 @@ class SqlTx:
             retention=SqlRetention(connection),
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
+            csv_transactions=SqlCsvTransactions(connection),
         )

@@ -12,6 +12,8 @@ from hub.core.records import (
     AgreementVersionRecord,
     ApprovalRecord,
     AuditRecord,
+    CsvRowError,
+    CsvTransactionRecord,
     DisclosureRecord,
     HeldRecord,
     LifecycleRecord,
@@ -70,6 +72,8 @@ class State:
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
     webhook_secrets: dict[str, bytes] = field(default_factory=dict)
     webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
+    csv_transactions: dict[str, CsvTransactionRecord] = field(default_factory=dict)
+    csv_row_errors: list[tuple[str, CsvRowError]] = field(default_factory=list)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

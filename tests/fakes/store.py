@@ -18,6 +18,7 @@ from hub.core.ports import StoreUnavailable
 from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
 from tests.fakes.audit import FakeAudit
+from tests.fakes.csv_transactions import FakeCsvTransactions
 from tests.fakes.disclosures import FakeDisclosures
 from tests.fakes.held import FakeHeld
 from tests.fakes.learners import FakeLearners
@@ -47,6 +48,7 @@ class FakeTx:
     retention: FakeRetention
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
+    csv_transactions: FakeCsvTransactions
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -63,6 +65,7 @@ class FakeTx:
             retention=FakeRetention(state),
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
+            csv_transactions=FakeCsvTransactions(state),
         )
 
 
