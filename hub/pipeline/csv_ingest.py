@@ -12,6 +12,7 @@ again: its stored chunks are known by their message id and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -26,7 +27,7 @@ from lxml import etree
 
 from hub.core.config import Agent
 from hub.core.errors import Category, SifError
-from hub.core.ports import AlreadyExists
+from hub.core.ports import AlreadyExists, DuplicateMessage, StoreUnavailable
 from hub.core.records import CsvRowError, CsvTransactionRecord
 from hub.pipeline.ingest import EdgeObject, Incoming, IngestContext, Shown, add_objects
 
@@ -75,12 +76,14 @@ class _Chunk:
 
 
 async def open_transaction(hub: IngestContext, upload: Upload) -> tuple[CsvTransactionRecord, bool]:
-    """The agent's transaction for this file, and whether its rows are to be ingested now
-    (a new file, or a failed one resumed); a file already complete or in progress is not."""
+    """The agent's transaction for this file, and whether its rows are to be ingested now:
+    a new file, or one not complete (failed, or cut short: the database went down, the hub
+    was killed) resumed. Resuming is safe even beside a concurrent upload of the same file:
+    a chunk is stored and counted once, by whoever stores it first."""
     for _ in range(2):  # a concurrent upload of the same file may win the insert
         async with hub.store.transaction() as tx:
             found = await tx.csv_transactions.find(upload.agent.id, upload.kind, upload.sha256)
-            if found is not None and found.status != FAILED:
+            if found is not None and found.status == COMPLETE:
                 return found, False
             now = hub.clock()
             if found is not None:
@@ -131,7 +134,8 @@ async def ingest_rows(
             incoming = Incoming(agent, record.zone, chunk.payload)
             listed += await _store(hub, record.id, incoming, number, chunk, listed)
     except BaseException:
-        await _finish(hub, record.id, FAILED)
+        with contextlib.suppress(StoreUnavailable):  # left "processing": resumed all the same
+            await _finish(hub, record.id, FAILED)
         raise
     return await _finish(hub, record.id, COMPLETE)
 
@@ -146,6 +150,21 @@ async def _store(
 ) -> int:
     """One chunk in one database transaction; returns how many problems it listed."""
     objects = [p.obj for p in chunk.rows if p.obj is not None]
+    try:
+        return await _store_once(hub, transaction_id, incoming, number, chunk, objects, listed)
+    except DuplicateMessage:
+        return 0  # a concurrent upload of the same file stored this chunk first
+
+
+async def _store_once(
+    hub: IngestContext,
+    transaction_id: str,
+    incoming: Incoming,
+    number: int,
+    chunk: _Chunk,
+    objects: list[EdgeObject],
+    listed: int,
+) -> int:
     async with hub.store.transaction() as tx:
         answers = await add_objects(
             hub, tx, incoming, sif_msg_id=f"CSV-{transaction_id}-{number}", objects=objects

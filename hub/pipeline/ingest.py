@@ -128,6 +128,9 @@ class _Ctx:
     incoming: Incoming
     sniffed: Sniffed
     root: etree._Element
+    # What this message already taught the learner index: telling it again changes nothing
+    # (a CSV chunk or a response names the same learner many times).
+    learnt: set[tuple[str, tuple[str, ...], str | None]] = field(default_factory=set)
 
     def ok(
         self,
@@ -437,8 +440,11 @@ async def _learn(
     school by default: no agent captures another school's learner), the UPN it carries,
     and which learner it is about. Copies that awaited this identity become due."""
     now = ctx.hub.clock()
-    if await tx.learners.remember(subject, shown, data_id(facts.upn)):
-        await tx.held.wake_identity(now, learner=subject)
+    learnt = (subject, shown, data_id(facts.upn))
+    if learnt not in ctx.learnt:
+        ctx.learnt.add(learnt)
+        if await tx.learners.remember(*learnt):
+            await tx.held.wake_identity(now, learner=subject)
     names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
     if names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
         await tx.held.wake_identity(now, object_refid=object_refid)
