@@ -102,7 +102,12 @@ async def upload_csv(
             record = await _ingest(hub, upload, text, mapper, header)
         except StoreUnavailable:
             raise Problem(
-                503, "Database unavailable", "Send the file again later; it resumes"
+                503, "Database unavailable", "Send the same file again later; it resumes"
+            ) from None
+        except Exception:  # a bug is still answered as a problem, never a bare 500
+            log.exception("csv.unexpected agent=%s kind=%s", agent.id, kind)
+            raise Problem(
+                503, "Upload interrupted", "Send the same file again to resume it"
             ) from None
     body = _out(record).model_dump(exclude_none=True)
     location = f"/ingest/transactions/{record.id}"

@@ -28,7 +28,7 @@ from lxml import etree
 from hub.core.config import Agent
 from hub.core.errors import Category, SifError
 from hub.core.ports import AlreadyExists, DuplicateMessage, StoreUnavailable
-from hub.core.records import CsvRowError, CsvTransactionRecord
+from hub.core.records import AuditRecord, CsvRowError, CsvTransactionRecord
 from hub.pipeline.ingest import EdgeObject, Incoming, IngestContext, Shown, add_objects
 
 PROCESSING, COMPLETE, FAILED = "processing", "complete", "failed"
@@ -94,6 +94,10 @@ async def open_transaction(hub: IngestContext, upload: Upload) -> tuple[CsvTrans
                 await tx.csv_transactions.add(record)
             except AlreadyExists:
                 continue
+            detail = {"transaction": record.id, "kind": upload.kind, "sha256": upload.sha256}
+            await tx.audit.add(
+                AuditRecord(now, f"agent:{upload.agent.id}", "csv.upload", upload.zone, detail)
+            )
             return record, True
     raise RuntimeError("CSV transaction neither found nor created")  # pragma: no cover
 
