@@ -635,3 +635,43 @@ async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> N
         delivered={},
         pending=3,
     )
+
+
+async def test_csv_transactions_count_chunks_list_problems_and_refuse_a_second_file(
+    any_store: Store,
+) -> None:
+    from hub.core.records import CsvRowError, CsvTransactionRecord
+
+    record = CsvTransactionRecord(
+        id=uuid.uuid4().hex,
+        agent_id="hilltop-mis",
+        zone="derbyshire",
+        kind="attendance",
+        sha256="ab" * 32,
+        mapping_version=1,
+        status="processing",
+        created_at=T0,
+        updated_at=T0,
+    )
+    async with any_store.transaction() as tx:
+        await tx.csv_transactions.add(record)
+    with pytest.raises(AlreadyExists):
+        async with any_store.transaction() as tx:
+            await tx.csv_transactions.add(dataclasses.replace(record, id=uuid.uuid4().hex))
+    late = CsvRowError(line=9, column="UPN", problem="missing")
+    early = CsvRowError(line=3, column="Date", problem="not a date")
+    async with any_store.transaction() as tx:
+        for errors in ([late], [early]):
+            await tx.csv_transactions.add_chunk(
+                record.id, rows=5, accepted=4, rejected=1, errors=errors, not_listed=2, at=T0
+            )
+        await tx.csv_transactions.set_status(record.id, "complete", T0 + timedelta(seconds=1))
+    async with any_store.transaction() as tx:
+        found = await tx.csv_transactions.find("hilltop-mis", "attendance", "ab" * 32)
+        other = await tx.csv_transactions.find("hilltop-mis", "pupils", "ab" * 32)
+        errors = await tx.csv_transactions.errors(record.id, 10)
+        first = await tx.csv_transactions.errors(record.id, 1)
+    assert found is not None and other is None
+    assert (found.rows, found.accepted, found.rejected, found.errors_not_listed) == (10, 8, 2, 4)
+    assert (found.status, found.updated_at) == ("complete", T0 + timedelta(seconds=1))
+    assert errors == [early, late] and first == [early]
