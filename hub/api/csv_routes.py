@@ -24,8 +24,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from adapters.csv_upload import CsvFileError, RowMapper, read_rows
+from hub.api.broker_routes import problem_doc
 from hub.api.deps import AgentDep, HubDep
-from hub.api.problems import PROBLEM, Problem
+from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.ports import StoreUnavailable
 from hub.core.records import CsvRowError, CsvTransactionRecord
@@ -60,14 +61,14 @@ class TransactionOut(BaseModel):
 
 
 _PROBLEM_DOC: dict[int | str, dict[str, Any]] = {
-    status: {"content": {PROBLEM: {}}, "description": text}
+    status: problem_doc(text)
     for status, text in (
         (400, "Not UTF-8, or not well-formed CSV"),
         (401, "No or wrong agent credentials"),
         (404, "Unknown zone, kind or transaction"),
         (413, "The file exceeds HUB_CSV_MAX_BODY_BYTES"),
         (422, "A mandatory column is missing, or the file has no header"),
-        (503, "The hub is behind or its database is unavailable; send again later"),
+        (503, "The hub is behind or its database is unavailable; send the same file again"),
     )
 }
 
