@@ -64,20 +64,19 @@ def marks(learners: list[data.Learner], laestab: str | None = None) -> str:
 
 
 async def upload(
-    hub: Setup, agent_id: str, text: str, chunk_rows: int = 500
+    hub: Setup, agent_id: str, text: str, chunk_rows: int = 500, kind: str = "attendance"
 ) -> tuple[CsvTransactionRecord, bool]:
     agent = hub.config.agent(agent_id)
     assert agent is not None
     sha = hashlib.sha256(text.encode()).hexdigest()
-    up = Upload(agent=agent, zone="derbyshire", kind="attendance", sha256=sha, mapping_version=1)
+    up = Upload(agent=agent, zone="derbyshire", kind=kind, sha256=sha, mapping_version=1)
     record, run = await open_transaction(hub.ingest, up)
     if run:
         schools = {s.laestab: s.school_info_refid for s in hub.config.schools}
-        mapper = RowMapper(MAPPING, "attendance", schools)
+        mapper = RowMapper(MAPPING, kind, schools)
         rows = read_rows(io.StringIO(text), mapper)
-        record = await ingest_rows(
-            hub.ingest, agent, record, HEADER.split(","), rows, chunk_rows=chunk_rows
-        )
+        header = text.split("\n", 1)[0].split(",")
+        record = await ingest_rows(hub.ingest, agent, record, header, rows, chunk_rows=chunk_rows)
     return record, run
 
 
@@ -169,3 +168,29 @@ async def test_csv_rows_reach_an_entitled_service_through_decide_and_the_filter(
     assert len(hub.store.state.disclosures) == 2
     held = {h.subscriber for h in hub.store.state.held.values()}
     assert held == {"attendance-team"}
+
+
+async def test_pupils_bind_the_learner_to_the_school_and_exclusions_route_under_it(
+    hub: Setup,
+) -> None:
+    pupil = DOVEDALE[0]
+    pupils = (
+        "UPN,DfE No,Surname,Forename,Gender,DOB,NC Year\n"
+        f"{pupil.upn},8304012,{pupil.surname},{pupil.forename},{pupil.gender},"
+        f"{pupil.birth_date.isoformat()},{pupil.year_group}\n"
+    )
+    exclusions = (
+        "UPN,DfE No,Type,Reason,Start Date,Number of Sessions\n"
+        f"{pupil.upn},8304012,FIXD,PD,2026-11-20,2\n"
+        f"{pupil.upn},8302001,PERM,PP,2026-11-21,\n"  # not Dovedale's agent's school
+    )
+    added, _ = await upload(hub, "dovedale-mis", pupils, kind="pupils")
+    excluded, _ = await upload(hub, "dovedale-mis", exclusions, kind="exclusions")
+    assert (added.accepted, excluded.accepted, excluded.rejected) == (1, 1, 1)
+    learner = learner_refid("8304012", pupil.upn)
+    state = hub.store.state
+    assert state.learner_schools[learner] == {"8304012"} and state.upns[learner] == pupil.upn
+    rows = {r.record.object_name: r.record for r in state.outbox.values()}
+    assert set(rows) == {"LearnerPersonal", "LearnerExclusion"}
+    assert {r.subject_refid for r in rows.values()} == {learner}
+    assert rows["LearnerExclusion"].school == "8304012"
