@@ -36,14 +36,17 @@ def upload(path: Path, target: UploadTarget, console: Console | None = None) -> 
     """Exit status: 0 when the hub took the file (whatever rows it refused), else 1."""
     console = console or Console()
     auth = httpx.BasicAuth(target.agent, target.secret)
-    with httpx.Client(base_url=target.url, auth=auth, timeout=TIMEOUT) as client:
-        answer = _post(client, path, target, console)
-        if answer.status_code != 202:
-            console.print(f"[red]refused ({answer.status_code}):[/red] {_problem(answer)}")
-            return 1
-        transaction = answer.json()["id"]
-        report = client.get(f"/ingest/transactions/{transaction}")
-        report.raise_for_status()
+    try:
+        with httpx.Client(base_url=target.url, auth=auth, timeout=TIMEOUT) as client:
+            answer = _post(client, path, target, console)
+            if answer.status_code != 202:
+                console.print(f"[red]refused ({answer.status_code}):[/red] {_problem(answer)}")
+                return 1
+            report = client.get(f"/ingest/transactions/{answer.json()['id']}")
+            report.raise_for_status()
+    except (httpx.HTTPError, OSError) as exc:
+        console.print(f"[red]upload failed:[/red] {type(exc).__name__}: {exc}")
+        return 1
     show(report.json(), console)
     return 0
 
