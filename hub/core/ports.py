@@ -124,6 +124,18 @@ class Learners(Protocol):
         """{object RefId: learner RefId} for the objects whose learner is known."""
         ...
 
+    async def remember_many(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[str]:
+        """`remember` for many (learner RefId, schools, UPN) at once; the learner RefIds
+        whose UPN is new or changed."""
+        ...
+
+    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        """`remember_object` for many (object RefId, object name, learner RefId) at once;
+        the object RefIds whose learner is new or changed."""
+        ...
+
 
 class Agreements(Protocol):
     """Agreement versions (immutable), lifecycles (replaced) and schools' approvals."""
@@ -180,6 +192,10 @@ class Held(Protocol):
         """Make due the copies awaiting identity about this learner (named by the object, or
         remembered for its RefId) or this object; with neither, all of them (after a policy
         change)."""
+        ...
+
+    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
+        """`wake_identity(object_refid=...)` for many objects at once."""
         ...
 
     async def wake_resolved(self, now: datetime) -> int:

@@ -121,6 +121,15 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class _Deferred:
+    """Learning kept for the end of a message: (learner, schools, UPN) and (object,
+    object name, learner)."""
+
+    learners: list[tuple[str, tuple[str, ...], str | None]] = field(default_factory=list)
+    objects: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class _Ctx:
     """Per-message values every handler needs."""
 
@@ -131,6 +140,9 @@ class _Ctx:
     # What this message already taught the learner index: telling it again changes nothing
     # (a CSV chunk or a response names the same learner many times).
     learnt: set[tuple[str, tuple[str, ...], str | None]] = field(default_factory=set)
+    # When set, what objects teach the learner index is told once for the whole message
+    # (an edge format's chunk of full objects) instead of object by object.
+    deferred: _Deferred | None = None
 
     def ok(
         self,
@@ -441,12 +453,16 @@ async def _learn(
     and which learner it is about. Copies that awaited this identity become due."""
     now = ctx.hub.clock()
     learnt = (subject, shown, data_id(facts.upn))
-    if learnt not in ctx.learnt:
+    if ctx.deferred is not None:
+        ctx.deferred.learners.append(learnt)
+    elif learnt not in ctx.learnt:
         ctx.learnt.add(learnt)
         if await tx.learners.remember(*learnt):
             await tx.held.wake_identity(now, learner=subject)
     names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
-    if names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
+    if names_learner and ctx.deferred is not None:
+        ctx.deferred.objects.append((object_refid or "", name, subject))
+    elif names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
         await tx.held.wake_identity(now, object_refid=object_refid)
 
 
@@ -597,6 +613,7 @@ async def add_objects(
         answers.append(None)
         if item is not None:
             items.append(item)
+    await _learn_deferred(ctx, tx)
     names = {etree.QName(o.element).localname for o in objects}
     name = names.pop() if len(names) == 1 else None
     await tx.messages.add(_message_record(ctx, message_id, sif_msg_id, name, Action.ADD, None))
@@ -612,7 +629,19 @@ def _edge_ctx(hub: IngestContext, incoming: Incoming, sif_msg_id: str) -> _Ctx:
     sniffed = Sniffed(
         HUB_VERSION, MessageKind.EVENT, body, sif_msg_id, incoming.agent.id, Action.ADD
     )
-    return _Ctx(hub, incoming, sniffed, body)
+    return _Ctx(hub, incoming, sniffed, body, deferred=_Deferred())
+
+
+async def _learn_deferred(ctx: _Ctx, tx: Tx) -> None:
+    """What the message's objects taught, in a few statements; copies that awaited these
+    identities become due (as `_learn` does object by object)."""
+    assert ctx.deferred is not None
+    now = ctx.hub.clock()
+    for learner in await tx.learners.remember_many(ctx.deferred.learners):
+        await tx.held.wake_identity(now, learner=learner)
+    objects = await tx.learners.remember_objects(ctx.deferred.objects)
+    if objects:
+        await tx.held.wake_objects(now, objects)
 
 
 # --- system control and pull delivery ---------------------------------------------------
