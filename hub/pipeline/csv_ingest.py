@@ -6,8 +6,9 @@ sent again is the same transaction, not ingested again), then the rows in chunks
 `chunk_rows`. Each chunk is validated against the XSDs in a worker thread and stored in ONE
 database transaction through `ingest.add_objects` (school checks, learner index, outbox,
 audit: as an agent's SIF_Event) together with its counts and its refused rows. Only a
-chunk's rows are in memory at once. A failed upload (database down) is resumed when sent
-again: its stored chunks are known by their message id and skipped.
+chunk's rows are in memory at once. An upload not complete (database down, hub killed) is
+resumed when the same file is sent again: its stored chunks are known by their message id
+and skipped.
 """
 
 from __future__ import annotations
