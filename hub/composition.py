@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.alert_email import EmailNotifier
 from adapters.alert_webhook import WebhookNotifier
+from adapters.csv_upload import DEFAULT_MAPPING, CsvMapping, load_mapping
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
 from hub.amqp.deliveries import AmqpDeliveries
@@ -95,6 +96,8 @@ class Hub:
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
+    # CSV uploads' columns -> SIF objects (HUB_CSV_MAPPING_FILE; adapters/csv_upload.py).
+    csv_mapping: CsvMapping = field(default_factory=load_mapping)
 
 
 async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_now) -> Hub:
@@ -190,6 +193,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         supervisor=Supervisor(stop),
         disk_path=store.directory or settings.data_dir,
         metrics=metrics,
+        csv_mapping=load_mapping(settings.csv_mapping_file or DEFAULT_MAPPING),
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)

@@ -10,6 +10,7 @@ from hub.api import (
     agreement_routes,
     alert_routes,
     broker_routes,
+    csv_routes,
     feed_routes,
     held_routes,
     metrics_routes,
@@ -47,6 +48,7 @@ def create_app(hub: Hub) -> FastAPI:
     openapi.install(app)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
+    app.include_router(csv_routes.router, tags=["CSV uploads"])
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])

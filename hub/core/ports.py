@@ -20,6 +20,8 @@ from hub.core.records import (
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
+    CsvRowError,
+    CsvTransactionRecord,
     DisclosureRecord,
     FeedItemRecord,
     FeedKeyRecord,
@@ -128,6 +130,18 @@ class Learners(Protocol):
         """{object RefId: learner RefId} for the objects whose learner is known."""
         ...
 
+    async def remember_many(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[str]:
+        """`remember` for many (learner RefId, schools, UPN) at once; the learner RefIds
+        whose UPN is new or changed."""
+        ...
+
+    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        """`remember_object` for many (object RefId, object name, learner RefId) at once;
+        the object RefIds whose learner is new or changed."""
+        ...
+
 
 class Agreements(Protocol):
     """Agreement versions (immutable), lifecycles (replaced) and schools' approvals."""
@@ -184,6 +198,10 @@ class Held(Protocol):
         """Make due the copies awaiting identity about this learner (named by the object, or
         remembered for its RefId) or this object; with neither, all of them (after a policy
         change)."""
+        ...
+
+    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
+        """`wake_identity(object_refid=...)` for many objects at once."""
         ...
 
     async def wake_resolved(self, now: datetime) -> int:
@@ -283,6 +301,34 @@ class Feeds(Protocol):
     async def key(self, key_id: str) -> FeedKeyRecord | None: ...
     async def save_key(self, record: FeedKeyRecord) -> None:
         """The subscriber's key; replaces its earlier one."""
+
+
+class CsvTransactions(Protocol):
+    """CSV uploads: one row per file (agent, kind, SHA-256), its counts and refused rows."""
+
+    async def add(self, record: CsvTransactionRecord) -> None:
+        """Raises AlreadyExists when the agent already sent a file of this kind and hash."""
+        ...
+
+    async def get(self, transaction_id: str) -> CsvTransactionRecord | None: ...
+    async def find(self, agent_id: str, kind: str, sha256: str) -> CsvTransactionRecord | None: ...
+    async def add_chunk(
+        self,
+        transaction_id: str,
+        *,
+        rows: int,
+        accepted: int,
+        rejected: int,
+        errors: Sequence[CsvRowError],
+        not_listed: int,
+        at: datetime,
+    ) -> None:
+        """Count a chunk's rows, list its problems (`not_listed`: those beyond the cap)."""
+        ...
+
+    async def set_status(self, transaction_id: str, status: str, at: datetime) -> None: ...
+    async def errors(self, transaction_id: str, limit: int) -> list[CsvRowError]:
+        """Refused rows, by line."""
         ...
 
 
@@ -388,6 +434,8 @@ class Tx(Protocol):
     def feeds(self) -> Feeds: ...
     @property
     def alerts(self) -> Alerts: ...
+    @property
+    def csv_transactions(self) -> CsvTransactions: ...
 
 
 class Store(Protocol):

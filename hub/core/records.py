@@ -376,3 +376,32 @@ class QueueLevel:
 
     messages: int
     consumers: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvRowError:
+    """A refused row of a CSV upload: where, and what is wrong; never the value."""
+
+    line: int
+    column: str
+    problem: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvTransactionRecord:
+    """One CSV upload (an agent's file of one kind, known by its SHA-256) and its counts.
+    `status`: processing, complete or failed (a failed upload resumes when sent again)."""
+
+    id: str
+    agent_id: str
+    zone: str
+    kind: str
+    sha256: str
+    mapping_version: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    errors_not_listed: int = 0  # refused rows beyond the listed cap

@@ -522,6 +522,42 @@ class AlertDeliveryRow(HubTable, table=True):
     last_error: str | None = Field(default=None, sa_column=_col(String, nullable=True))
 
 
+class CsvTransactionRow(HubTable, table=True):
+    """One CSV upload (0008): an agent's file of one kind, known by its SHA-256 (a file
+    sent again is the same transaction), and its counts."""
+
+    __tablename__ = "csv_transactions"
+    __table_args__ = (UniqueConstraint("agent_id", "kind", "sha256"),)
+
+    id: str = Field(sa_column=_col(String(32), primary_key=True))
+    agent_id: str = Field(sa_column=_col(String))
+    zone: str = Field(sa_column=_col(String))
+    kind: str = Field(sa_column=_col(String))
+    sha256: str = Field(sa_column=_col(String(64)))
+    mapping_version: int = Field(sa_column=_col(Integer))
+    status: str = Field(sa_column=_col(String))
+    created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    updated_at: datetime = Field(sa_column=_col(UtcDateTime))
+    rows: int = Field(default=0, sa_column=_col(Integer))
+    accepted: int = Field(default=0, sa_column=_col(Integer))
+    rejected: int = Field(default=0, sa_column=_col(Integer))
+    errors_not_listed: int = Field(default=0, sa_column=_col(Integer))
+
+
+class CsvRowErrorRow(HubTable, table=True):
+    """A refused row of a CSV upload (0008): line, column, problem; never the value."""
+
+    __tablename__ = "csv_row_errors"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    transaction_id: str = Field(sa_column=_col(String(32), index=True))
+    line: int = Field(sa_column=_col(Integer))
+    column: str = Field(sa_column=_col(String))
+    problem: str = Field(sa_column=_col(String))
+
+
 def table(model: type[HubTable]) -> Table:
     """The Core Table behind a model (the repositories speak Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -549,6 +585,8 @@ held_copies = table(HeldCopyRow)
 admin_users = table(AdminUserRow)
 webhook_secrets = table(WebhookSecretRow)
 webhook_attempts = table(WebhookAttemptRow)
+csv_transactions = table(CsvTransactionRow)
+csv_row_errors = table(CsvRowErrorRow)
 feed_items = table(FeedItemRow)
 feed_heads = table(FeedHeadRow)
 feed_keys = table(FeedKeyRow)

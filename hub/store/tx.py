@@ -14,6 +14,7 @@ from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
 from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
+from hub.store.repos.csv_transactions import SqlCsvTransactions
 from hub.store.repos.disclosures import SqlDisclosures
 from hub.store.repos.feeds import SqlFeeds
 from hub.store.repos.held import SqlHeld
@@ -42,6 +43,7 @@ class SqlTx:
     webhooks: SqlWebhooks
     feeds: SqlFeeds
     alerts: SqlAlerts
+    csv_transactions: SqlCsvTransactions
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -61,4 +63,5 @@ class SqlTx:
             webhooks=SqlWebhooks(connection),
             feeds=SqlFeeds(connection),
             alerts=SqlAlerts(connection),
+            csv_transactions=SqlCsvTransactions(connection),
         )

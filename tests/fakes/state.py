@@ -15,6 +15,8 @@ from hub.core.records import (
     AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
+    CsvRowError,
+    CsvTransactionRecord,
     DisclosureRecord,
     FeedItemRecord,
     FeedKeyRecord,
@@ -81,6 +83,8 @@ class State:
     alert_states: dict[tuple[str, str], AlertStateRecord] = field(default_factory=dict)
     alert_events: list[AlertEventRecord] = field(default_factory=list)
     alert_deliveries: dict[int, AlertDeliveryRecord] = field(default_factory=dict)
+    csv_transactions: dict[str, CsvTransactionRecord] = field(default_factory=dict)
+    csv_row_errors: list[tuple[str, CsvRowError]] = field(default_factory=list)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

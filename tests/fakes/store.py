@@ -19,6 +19,7 @@ from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
 from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
+from tests.fakes.csv_transactions import FakeCsvTransactions
 from tests.fakes.disclosures import FakeDisclosures
 from tests.fakes.feeds import FakeFeeds
 from tests.fakes.held import FakeHeld
@@ -51,6 +52,7 @@ class FakeTx:
     webhooks: FakeWebhooks
     feeds: FakeFeeds
     alerts: FakeAlerts
+    csv_transactions: FakeCsvTransactions
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -69,6 +71,7 @@ class FakeTx:
             webhooks=FakeWebhooks(state),
             feeds=FakeFeeds(state),
             alerts=FakeAlerts(state),
+            csv_transactions=FakeCsvTransactions(state),
         )
 
 
