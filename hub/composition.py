@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.alert_email import EmailNotifier
+from adapters.alert_webhook import WebhookNotifier
+from adapters.csv_upload import DEFAULT_MAPPING, CsvMapping, load_mapping
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
 from hub.amqp import dead_letters
@@ -19,18 +22,21 @@ from hub.amqp.deliveries import AmqpDeliveries
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
+from hub.amqp.queue_levels import ManagementQueueLevels
 from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.policy import Policy
-from hub.core.ports import BrokerUnavailable, StoreUnavailable
+from hub.core.ports import BrokerUnavailable, Notifier, StoreUnavailable
 from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
 from hub.metrics.prometheus import PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy, sync_config
+from hub.pipeline.alerts import AlertContext, run_alert_delivery, run_alerts
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.dead_letters import MoveDeadLetters
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
+from hub.pipeline.feed import FeedContext, run_feed
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
@@ -87,9 +93,13 @@ class Hub:
     pusher: WebhookPusher
     push: PushContext
     deliveries: AmqpDeliveries
+    feeds: FeedContext
+    alerts: AlertContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
+    # CSV uploads' columns -> SIF objects (HUB_CSV_MAPPING_FILE; adapters/csv_upload.py).
+    csv_mapping: CsvMapping = field(default_factory=load_mapping)
 
 
 def dead_letter_mover(hub: Hub) -> MoveDeadLetters:
@@ -133,6 +143,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         policies.current,
         config.queue_prefix,
         batch=settings.dispatch_batch,
+        copy_batches=config.copy_batches(),
         idle_seconds=settings.dispatch_idle_seconds,
         idle_max_seconds=settings.dispatch_idle_max_seconds,
         clock=clock,
@@ -160,9 +171,25 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     pusher = WebhookPusher(secrets)
     ladder = settings.webhook_ladder()
     hub = Hub(
+        alerts=AlertContext(
+            store=store,
+            config=config,
+            queues=ManagementQueueLevels(
+                management_target(settings.amqp_url, settings.amqp_management_url)
+            ),
+            notifiers=alert_notifiers(settings, config),
+            policy=policies.current,
+            clock=clock,
+        ),
         secrets=secrets,
         pusher=pusher,
         push=PushContext(store, pusher, ladder, clock),
+        feeds=FeedContext(
+            store,
+            functools.partial(feed_retention_days, policies, settings.retention_uncovered_days),
+            ladder,
+            clock,
+        ),
         deliveries=AmqpDeliveries(
             settings.amqp_url,
             delays_ms=ladder.delays_ms,
@@ -184,12 +211,36 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         supervisor=Supervisor(stop),
         disk_path=store.directory or settings.data_dir,
         metrics=metrics,
+        csv_mapping=load_mapping(settings.csv_mapping_file or DEFAULT_MAPPING),
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)
         hub.broker_users = BrokerUsers(target, prefix=config.queue_prefix)
         hub.broker_users_status = "pending"
     return hub
+
+
+def feed_retention_days(
+    policies: PolicyHolder, default_days: int, agreement_id: str, version: int
+) -> int:
+    """How long a copy released under this agreement version is kept in a feed: the
+    version's retention_days (the hub-wide default if the version is unknown)."""
+    state = next((a for a in policies.current().agreements if a.agreement_id == agreement_id), None)
+    found = [v for v in (state.versions if state else ()) if v.spec.version == version]
+    return found[0].spec.retention_days if found else default_days
+
+
+def alert_notifiers(settings: Settings, config: HubConfig) -> dict[str, Notifier]:
+    """The alert targets by the names their delivery rows carry."""
+    alerts, hub = config.alerts, config.source_id
+    notifiers: dict[str, Notifier] = {
+        f"webhook:{n}": WebhookNotifier(w.url, timeout_seconds=w.timeout_seconds, hub=hub)
+        for n, w in enumerate(alerts.webhooks, start=1)
+    }
+    if alerts.email is not None:
+        password = settings.alerts_smtp_password
+        notifiers["email"] = EmailNotifier(alerts.email, password=password, hub=hub)
+    return notifiers
 
 
 def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
@@ -224,11 +275,16 @@ async def start(hub: Hub) -> None:
             hub.settings.purge_interval_seconds,
         ),
     )
+    run("alerts", lambda: run_alerts(hub.alerts, hub.stop))
+    run("alert-delivery", lambda: run_alert_delivery(hub.alerts, hub.stop))
     for subscriber, target in hub.config.webhook_subscribers():
         push = functools.partial(
             run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop
         )
         run(f"webhook:{subscriber.id}", push)
+    for subscriber, api in hub.config.api_subscribers():
+        keep = functools.partial(run_feed, hub.feeds, hub.deliveries, subscriber.id, api, hub.stop)
+        run(f"feed:{subscriber.id}", keep)
 
 
 def pool_settings(settings: Settings) -> PoolSettings:

@@ -4,32 +4,46 @@ Runs the real hub (SQLite in a temporary directory, the configured RabbitMQ) on 
 local port, with queues under a private prefix so a running hub is never disturbed. The
 demo hub's clock starts on a Monday at 06:00 and is fast-forwarded to the delivery windows
 the agreements name, so held copies can be seen being released.
+
+Each route in and out is shown once: SIF events and a CSV upload in; out, Children Missing
+Education consumes its queue over AMQP, Admissions' SIF agent pulls, HR & Payroll takes
+webhook pushes (a local endpoint that checks each signature), and the Virtual School's
+provider reads a JSON feed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 from lxml import etree
 
+from adapters.json_feed import json_to_xml
 from hub.api.app import create_app
 from hub.composition import Hub, build_hub, start, stop
 from hub.configfile import load_config
 from hub.core import naming
-from hub.core.config import HubConfig, Subscriber
+from hub.core.config import ApiDelivery, HubConfig, Subscriber, WebhookDelivery
+from hub.core.envelope import SIF_UK_NS
+from hub.core.retry import RetryLadder
 from hub.pipeline.release import release_once
 from hub.settings import DEV_ADMIN_TOKEN, Settings
+from hub.sif.build import event_copy
 from hub.simulate import sample_data as data
 from hub.simulate.la_consumer import Received, delete_queues, drain
+from hub.simulate.la_endpoint import WebhookEndpoint, endpoint_running
 from hub.simulate.school_agent import SchoolAgent
 
 SECRETS = {
@@ -59,8 +73,37 @@ class DemoClock:
         self._offset += max(timedelta(), target - self())
 
 
+@dataclass
+class Routes:
+    """How the demo reads the services that are not consumed over AMQP."""
+
+    endpoint: WebhookEndpoint
+    feed_key: str = ""
+    feed_cursor: int = 0
+    seen: dict[str, int] = field(default_factory=dict)  # copies already shown, per service
+    feed_example: dict[str, Any] | None = None
+
+
 async def run_demo(config_path: Path) -> int:
-    config = load_config(config_path)
+    async with endpoint_running() as endpoint:
+        return await _run(config_path, Routes(endpoint))
+
+
+def _with_routes(config: HubConfig, routes: Routes) -> HubConfig:
+    """HR & Payroll by webhook and the Virtual School by JSON feed, for the demo."""
+    deliveries = {
+        "hr-payroll": WebhookDelivery(type="webhook", url=routes.endpoint.url),
+        "virtual-school": ApiDelivery(type="api"),
+    }
+    subscribers = [
+        s.model_copy(update={"delivery": deliveries[s.id]}) if s.id in deliveries else s
+        for s in config.subscribers
+    ]
+    return config.model_copy(update={"subscribers": subscribers})
+
+
+async def _run(config_path: Path, routes: Routes) -> int:
+    config = _with_routes(load_config(config_path), routes)
     config = config.model_copy(update={"queue_prefix": f"sifhub-demo-{uuid.uuid4().hex[:6]}"})
     clock = DemoClock()
     with tempfile.TemporaryDirectory(prefix="sifhub-demo-") as tmp:
@@ -80,16 +123,23 @@ async def run_demo(config_path: Path) -> int:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{settings.port}", timeout=30
             ) as client:
-                return await _play(hub, client, clock)
+                await _open_routes(client, routes)
+                return await _play(hub, client, clock, routes)
         finally:
             server.should_exit = True
             await serving
+            await stop(hub)  # its deliverers stop consuming before their queues go
             await delete_queues(settings.amqp_url, _queues(config))
-            await stop(hub)
 
 
 def _queues(config: HubConfig) -> list[str]:
-    return [
+    retry = [
+        naming.retry_queue(s.id, delay, config.queue_prefix)
+        for s in config.subscribers
+        if s.delivery.type != "amqp"
+        for delay in RetryLadder().delays_ms
+    ]
+    return retry + [
         q
         for s in config.subscribers
         for q in (
@@ -99,7 +149,16 @@ def _queues(config: HubConfig) -> list[str]:
     ]
 
 
-async def _play(hub: Hub, client: httpx.AsyncClient, clock: DemoClock) -> int:
+async def _open_routes(client: httpx.AsyncClient, routes: Routes) -> None:
+    """What an admin does once per service: a signing secret for HR & Payroll's endpoint,
+    a feed key for the Virtual School's provider (each shown once)."""
+    issued = await client.post("/admin/subscribers/hr-payroll/webhook-secret", headers=ADMIN)
+    routes.endpoint.secret = issued.json()["secret"]
+    issued = await client.post("/admin/subscribers/virtual-school/feed-key", headers=ADMIN)
+    routes.feed_key = issued.json()["key"]
+
+
+async def _play(hub: Hub, client: httpx.AsyncClient, clock: DemoClock, routes: Routes) -> int:
     zone = hub.config.zones[0]
     learners = data.make_learners(8)
     staff = data.make_staff(2)
@@ -124,9 +183,10 @@ async def _play(hub: Hub, client: httpx.AsyncClient, clock: DemoClock) -> int:
     for agent in agents.values():
         _show("register", agent.agent_id, await agent.register())
     sent = await _school_day(agents, learners, staff)
-    print(f"\nSchool agents sent {sent} events; the hub routes what each agreement allows.\n")
+    print(f"\nSchool agents sent {sent} events; the hub routes what each agreement allows.")
+    await _csv_upload(client, zone, learners)
     await _wait_routed(hub)
-    copies = await _collect(hub, client, zone)
+    copies = await _collect(hub, client, zone, routes)
     immediate = [
         s for s in hub.config.subscribers if s.id not in ("virtual-school", "attendance-team")
     ]
@@ -140,8 +200,14 @@ async def _play(hub: Hub, client: httpx.AsyncClient, clock: DemoClock) -> int:
         clock.jump_to(hour, minute)
         await release_once(hub.dispatch)
         print(f"-- {clock():%H:%M}: {why} releases the copies held for it --\n")
-        _print_subscriber(_sub(hub, sub_id), await _collect_one(hub, client, zone, sub_id))
-    await _suppression(hub, client, agents, learners[0])
+        got = await _collect_one(hub, client, zone, sub_id, routes)
+        _print_subscriber(_sub(hub, sub_id), got)
+        if sub_id == "virtual-school" and routes.feed_example:
+            print("   one feed item's data, as the provider reads it:")
+            text = json.dumps(routes.feed_example["data"], indent=2)
+            print("\n".join(f"     {line}" for line in text.splitlines()))
+            print()
+    await _suppression(hub, client, agents, learners[0], routes)
     await _subject_access(client, learners[2])
     return 0
 
@@ -182,19 +248,118 @@ async def _school_day(
     return sent + 1 + len(staff)
 
 
-async def _collect(hub: Hub, client: httpx.AsyncClient, zone: str) -> dict[str, list[Received]]:
-    return {s.id: await _collect_one(hub, client, zone, s.id) for s in hub.config.subscribers}
+async def _csv_upload(client: httpx.AsyncClient, zone: str, learners: list[data.Learner]) -> None:
+    """Matlock's MIS cannot speak SIF: it uploads the day's marks as an Integris-style CSV,
+    with one row whose UPN has a wrong check letter."""
+    matlock = [p for p in learners if p.school.laestab == "8302105"] or learners[:1]
+    rows = ["UPN,DfE No,Date,Session,Mark"]
+    rows += [f"{p.upn},{p.school.laestab},2026-11-25,AM,/" for p in matlock]
+    bad = matlock[0].upn[:-1] + ("A" if matlock[0].upn[-1] != "A" else "B")
+    rows.append(f"{bad},{matlock[0].school.laestab},2026-11-25,PM,/")
+    answer = await client.post(
+        f"/ingest/{zone}/csv/attendance",
+        content="\n".join(rows).encode(),
+        headers={"Content-Type": "text/csv"},
+        auth=("matlock-mis", SECRETS["matlock-mis"]),
+    )
+    auth = ("matlock-mis", SECRETS["matlock-mis"])
+    report = (await client.get(answer.headers["location"], auth=auth)).json()
+    print(
+        f"\nmatlock-mis uploads a CSV of {report.get('rows')} attendance rows -> "
+        f"{answer.status_code}: {report.get('accepted')} accepted, "
+        f"{report.get('rejected')} refused"
+    )
+    for problem in report.get("errors") or []:
+        print(f"   line {problem['line']}, column {problem['column']}: {problem['problem']}")
+    print()
+
+
+async def _collect(
+    hub: Hub, client: httpx.AsyncClient, zone: str, routes: Routes
+) -> dict[str, list[Received]]:
+    return {
+        s.id: await _collect_one(hub, client, zone, s.id, routes) for s in hub.config.subscribers
+    }
 
 
 async def _collect_one(
-    hub: Hub, client: httpx.AsyncClient, zone: str, sub_id: str
+    hub: Hub, client: httpx.AsyncClient, zone: str, sub_id: str, routes: Routes
 ) -> list[Received]:
     sub = _sub(hub, sub_id)
+    if sub.delivery.type == "webhook":
+        return await _pushed(hub, sub_id, routes)
+    if sub.delivery.type == "api":
+        return await _from_feed(hub, client, sub_id, routes)
     if sub.pull_agent:
         return await _pull_all(SchoolAgent(client, zone, sub.pull_agent, SECRETS[sub.pull_agent]))
     return await drain(
         hub.settings.amqp_url, naming.subscriber_queue(sub.id, hub.config.queue_prefix)
     )
+
+
+async def _pushed(hub: Hub, sub_id: str, routes: Routes) -> list[Received]:
+    """The copies the endpoint accepted since the last look, once all released have come."""
+    endpoint = routes.endpoint
+    await _until_all_came(hub, sub_id, routes, lambda: len(endpoint.copies))
+    copies = list(endpoint.copies.values())
+    endpoint.copies.clear()
+    return copies
+
+
+async def _from_feed(
+    hub: Hub, client: httpx.AsyncClient, sub_id: str, routes: Routes
+) -> list[Received]:
+    """The provider reads the feed from its cursor, as JSON (shown, then as the XML it maps)."""
+    auth = {"Authorization": f"Bearer {routes.feed_key}"}
+    items: list[dict[str, Any]] = []
+
+    async def read() -> int:
+        while True:
+            page = (
+                await client.get(
+                    f"/api/v1/feeds/{sub_id}", params={"since": routes.feed_cursor}, headers=auth
+                )
+            ).json()
+            items.extend(page["items"])
+            routes.feed_cursor = page["next_cursor"]
+            if not page["has_more"]:
+                return len(items)
+
+    await _until_all_came(hub, sub_id, routes, None, read)
+    if items:
+        routes.feed_example = next((i for i in items if i["object"] == "LearnerPersonal"), None)
+    return [Received(i["id"], {}, json_to_copy(i), 2) for i in items]
+
+
+def json_to_copy(item: dict[str, Any]) -> bytes:
+    """A feed item as the SIF copy it was mapped from (namespace restored), so the demo
+    prints every route's copies alike."""
+    element = etree.fromstring(json_to_xml(item["data"]))
+    for node in element.iter():
+        node.tag = f"{{{SIF_UK_NS}}}{etree.QName(node).localname}"
+    return event_copy("2.0r1", "feed", item["id"], item["object"], item["action"], element)
+
+
+async def _until_all_came(
+    hub: Hub,
+    sub_id: str,
+    routes: Routes,
+    have: Callable[[], int] | None,
+    fetch: Callable[[], Awaitable[int]] | None = None,
+) -> None:
+    """Wait (up to 30 s) until the route has brought every copy released to the service
+    since the last look: pushes arrive by themselves, a feed is read again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    got = 0
+    while loop.time() < deadline:
+        got = await fetch() if fetch else have() if have else 0
+        async with hub.store.transaction() as tx:
+            released = (await tx.disclosures.stats()).delivered.get(sub_id, 0)
+        if got >= released - routes.seen.get(sub_id, 0):
+            break
+        await asyncio.sleep(0.1)
+    routes.seen[sub_id] = routes.seen.get(sub_id, 0) + got
 
 
 def _sub(hub: Hub, sub_id: str) -> Subscriber:
@@ -216,7 +381,13 @@ async def _pull_all(agent: SchoolAgent) -> list[Received]:
 
 
 def _print_subscriber(sub: Subscriber, copies: list[Received], note: str | None = None) -> None:
-    how = f"pulled by SIF agent {sub.pull_agent}" if sub.pull_agent else "consumed over AMQP"
+    how = {
+        "webhook": "pushed to its endpoint, signed",
+        "api": "read from its JSON feed",
+    }.get(
+        sub.delivery.type,
+        f"pulled by SIF agent {sub.pull_agent}" if sub.pull_agent else "consumed over AMQP",
+    )
     kinds = Counter(etree.QName(c.object).localname for c in copies)
     print(f"== {sub.name}: {len(copies)} copies ({how})")
     for object_name, count in sorted(kinds.items()):
@@ -228,7 +399,7 @@ def _print_subscriber(sub: Subscriber, copies: list[Received], note: str | None 
         print(f"   ({note})")
     if not copies:
         print("   (nothing: no live agreement covers what the schools sent)")
-    elif sub.id == "virtual-school":
+    elif sub.id == "virtual-school" and sub.delivery.type == "amqp":
         example = next(c for c in copies if etree.QName(c.object).localname == "LearnerPersonal")
         pretty = etree.tostring(example.object, pretty_print=True).decode()
         print("   one copy as delivered:")
@@ -237,7 +408,11 @@ def _print_subscriber(sub: Subscriber, copies: list[Received], note: str | None 
 
 
 async def _suppression(
-    hub: Hub, client: httpx.AsyncClient, agents: dict[str, SchoolAgent], p: data.Learner
+    hub: Hub,
+    client: httpx.AsyncClient,
+    agents: dict[str, SchoolAgent],
+    p: data.Learner,
+    routes: Routes,
 ) -> None:
     print("-- Suppression: ops record that a child has died --")
     await client.post(
@@ -247,12 +422,15 @@ async def _suppression(
         "LearnerAttendance", "Add", data.learner_attendance(p, date(2026, 11, 24), "AM", "/")
     )
     await _wait_routed(hub)
-    got = sum(len(v) for v in (await _collect(hub, client, hub.config.zones[0])).values())
+    collected = await _collect(hub, client, hub.config.zones[0], routes)
+    got = sum(len(v) for v in collected.values())
     print(f"   a later mark for that child reached {got} services (every agreement overridden)\n")
 
 
 async def _subject_access(client: httpx.AsyncClient, p: data.Learner) -> None:
-    report = (await client.get("/admin/disclosures", params={"upn": p.upn}, headers=ADMIN)).json()
+    report = (
+        await client.post("/admin/disclosures/search", json={"upn": p.upn}, headers=ADMIN)
+    ).json()
     print(f"-- Subject access report for one child: {report['count']} disclosures --")
     for row in report["disclosures"][:6]:
         print(

@@ -8,10 +8,14 @@ from hub import __version__
 from hub.api import (
     admin_user_routes,
     agreement_routes,
+    alert_routes,
     broker_routes,
+    csv_routes,
     dead_letter_routes,
+    feed_routes,
     held_routes,
     metrics_routes,
+    openapi,
     ops_routes,
     outbox_routes,
     privacy_routes,
@@ -43,12 +47,16 @@ def create_app(hub: Hub) -> FastAPI:
         max_concurrent=settings.auth_max_concurrent,
     )
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
+    app.include_router(csv_routes.router, tags=["CSV uploads"])
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(webhook_routes.router, tags=["Webhook delivery"])
+    app.include_router(feed_routes.router, tags=["JSON feeds (pull)"])
+    app.include_router(feed_routes.admin_router, tags=["JSON feeds (pull)"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])
@@ -56,4 +64,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
     app.include_router(admin_user_routes.router, tags=["Admin users"])
     install_console(app)  # the ops console at /console (HTML pages, not in the OpenAPI)
+    app.include_router(alert_routes.router, tags=["Alerts"])
     return app

@@ -1,7 +1,7 @@
 """The dashboard: what arrived and left per object and per subscriber (last hour, today,
 last 24 hours), each subscriber's queue depth, consumers and dead letters (RabbitMQ's
 management API), the outbox backlog and parked rows, agreements needing attention, and the
-alerts panel."""
+alerts (hub.pipeline.alerts, as GET /admin/alerts)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from hub.core.agreements.lifecycle import Status, standing
 from hub.core.policy import AgreementState
 from hub.core.ports import BrokerUnavailable
 from hub.core.records import Activity
+from hub.pipeline.alerts import AlertsView, current_alerts
 
 router = APIRouter()
 LONDON = ZoneInfo("Europe/London")
@@ -46,19 +47,10 @@ class Attention:
     why: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class Alert:
-    """One open alert, as the alerts stage will report it (see `open_alerts`)."""
-
-    name: str
-    since: datetime
-    detail: str
-
-
-def open_alerts(hub: Hub) -> list[Alert]:
-    """ALERTS PANEL: the open alerts shown on the dashboard. The alerts stage (issue 10 part
-    5, hub/pipeline/alerts*.py) is wired in here at merge; until then there are none."""
-    return []
+async def open_alerts(hub: Hub) -> AlertsView:
+    """The Alerts panel: what fires now, what may fire soon, and the latest notifications,
+    read by the same service function as GET /admin/alerts."""
+    return await current_alerts(hub.store, history=10)
 
 
 def windows(now: datetime) -> list[tuple[str, datetime]]:
@@ -92,7 +84,7 @@ async def dashboard(request: Request, hub: HubDep, user: AnyUser) -> Response:
         backlog=backlog,
         oldest_age=None if backlog.oldest is None else now - backlog.oldest,
         attention=attention(hub.policies.current().agreements, now),
-        alerts=open_alerts(hub),
+        alerts=await open_alerts(hub),
     )
 
 

@@ -7,11 +7,12 @@ Loaded from one YAML file (see deploy/examples/ and docs in README). Validation 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from hub.core.agreements.model import Agreement, Laestab, Strict, Token
+from hub.core.alert_rules import AlertsConfig
+from hub.core.urls import is_secure_target
 
 RefId = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
 
@@ -37,15 +38,17 @@ class Agent(Strict):
     name: str = ""
 
 
-# Plain http is only for a receiver on this machine (tests, a local relay); anything that
-# crosses a network gets TLS.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
 class AmqpDelivery(Strict):
     """The default: the LA service consumes its own queue with its own broker user."""
 
     type: Literal["amqp"] = "amqp"
+    batch: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Copies per AMQP message: above 1, copies dispatched together leave as "
+        "one SIF_CopyBatch of up to this many (README, 'Batched copies')",
+    )
 
 
 class WebhookDelivery(Strict):
@@ -60,17 +63,21 @@ class WebhookDelivery(Strict):
     @field_validator("url")
     @classmethod
     def _https(cls, url: str) -> str:
-        parts = urlsplit(url)
-        secure = parts.scheme == "https" or (
-            parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-        )
-        if not parts.hostname or not secure:
+        if not is_secure_target(url):
             raise ValueError("a webhook url must be https:// (http:// only on a loopback host)")
         return url
 
 
-# How a subscriber's released copies reach it; further types (api, file) join this union.
-Delivery = Annotated[AmqpDelivery | WebhookDelivery, Field(discriminator="type")]
+class ApiDelivery(Strict):
+    """The service pulls its released copies as JSON from `GET /api/v1/feeds/{id}` with a
+    key issued through the admin API (hub/pipeline/feed.py, adapters/json_feed.py)."""
+
+    type: Literal["api"]
+    concurrency: int = Field(default=16, ge=1, le=256, description="copies stored at once")
+
+
+# How a subscriber's released copies reach it; further types (file) join this union.
+Delivery = Annotated[AmqpDelivery | WebhookDelivery | ApiDelivery, Field(discriminator="type")]
 
 
 class Subscriber(Strict):
@@ -86,6 +93,8 @@ class Subscriber(Strict):
     def _one_reader(self) -> Self:
         if self.pull_agent and self.delivery.type != "amqp":
             raise ValueError("a subscriber with a pull_agent is delivered by that agent")
+        if self.pull_agent and isinstance(self.delivery, AmqpDelivery) and self.delivery.batch > 1:
+            raise ValueError("a pull_agent takes one SIF_Event per message: no batch")
         return self
 
 
@@ -97,6 +106,7 @@ class HubConfig(Strict):
     agents: list[Agent] = Field(default_factory=list)
     subscribers: list[Subscriber] = Field(default_factory=list)
     agreements: list[Agreement] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
@@ -114,10 +124,21 @@ class HubConfig(Strict):
     def subscriber(self, subscriber_id: str) -> Subscriber | None:
         return next((s for s in self.subscribers if s.id == subscriber_id), None)
 
+    def copy_batches(self) -> dict[str, int]:
+        """{subscriber: copies per AMQP message} for subscribers that take batches."""
+        return {
+            s.id: s.delivery.batch
+            for s in self.subscribers
+            if isinstance(s.delivery, AmqpDelivery) and s.delivery.batch > 1
+        }
+
     def webhook_subscribers(self) -> list[tuple[Subscriber, WebhookDelivery]]:
         return [
             (s, s.delivery) for s in self.subscribers if isinstance(s.delivery, WebhookDelivery)
         ]
+
+    def api_subscribers(self) -> list[tuple[Subscriber, ApiDelivery]]:
+        return [(s, s.delivery) for s in self.subscribers if isinstance(s.delivery, ApiDelivery)]
 
 
 def _duplicates(cfg: HubConfig) -> list[str]:

@@ -8,6 +8,8 @@ still release them needs them; accountability records go after their own, longer
 - A message with nothing to route, or a SIF_Response that never completed, is kept
   `uncovered_days` from receipt; rejection rows (never a payload) `rejected_days`.
 - Disclosure and audit rows (who received what, who did what) `accountability_days`.
+- Copies kept for a pulling subscriber's feed (hub.pipeline.feed): the retention_days of
+  the agreement each was released under, from its release.
 Runs on a schedule in the hub and as `hub purge`; every run is audited with its counts;
 freed space is handed back to the file system on SQLite. Safe with several hubs on one
 PostgreSQL database (an advisory lock: one purges, the others skip the round).
@@ -80,7 +82,8 @@ async def _batch(
             limit=limit,
             dry_run=dry_run,
         )
-    return routed + PurgeCounts(messages=unrouted) + records
+        feed_items = await tx.feeds.purge(now, limit, dry_run)
+    return routed + PurgeCounts(messages=unrouted, feed_items=feed_items) + records
 
 
 async def run_purger(

@@ -12,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
+from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
+from hub.store.repos.csv_transactions import SqlCsvTransactions
 from hub.store.repos.disclosures import SqlDisclosures
+from hub.store.repos.feeds import SqlFeeds
 from hub.store.repos.held import SqlHeld
 from hub.store.repos.journeys import SqlJourneys
 from hub.store.repos.learners import SqlLearners
@@ -40,6 +43,9 @@ class SqlTx:
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
     journeys: SqlJourneys
+    feeds: SqlFeeds
+    alerts: SqlAlerts
+    csv_transactions: SqlCsvTransactions
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -58,4 +64,7 @@ class SqlTx:
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
             journeys=SqlJourneys(connection),
+            feeds=SqlFeeds(connection),
+            alerts=SqlAlerts(connection),
+            csv_transactions=SqlCsvTransactions(connection),
         )

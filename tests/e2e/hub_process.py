@@ -1,4 +1,5 @@
 """A real `hub serve` process on a SQLite file, for tests about the process itself (signals,
+from hub.core.config import HubConfig
 the disk under it)."""
 
 from __future__ import annotations
@@ -8,14 +9,16 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
+from hub.core.config import HubConfig
 from hub.simulate.la_consumer import delete_queues
 from tests.e2e.conftest import AMQP_URL, COUNTY, _queues, county_config
 
@@ -25,6 +28,7 @@ class HubProcess:
     process: subprocess.Popen[bytes]
     client: httpx.AsyncClient
     database: Path
+    queue_prefix: str = ""
 
 
 def _free_port() -> int:
@@ -46,14 +50,24 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 @asynccontextmanager
 async def hub_process(
-    tmp_path: Path, *, database_url: str | None = None, env: dict[str, str] | None = None
+    tmp_path: Path,
+    example: Path = COUNTY,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    config_update: dict[str, Any] | None = None,
 ) -> AsyncIterator[HubProcess]:
-    """`hub serve` with the county configuration (a private queue prefix) and its SQLite
+    """`hub serve` with the county configuration (or another `example`, changed by `edit`;
+    `config_update` replaces top-level sections; a private queue prefix) and its SQLite
     database in tmp_path (or `database_url`), `env` added to its environment; stopped
     (SIGTERM, then SIGKILL) and its queues deleted after."""
-    config = county_config()
-    raw = yaml.safe_load(COUNTY.read_text())
-    raw["queue_prefix"] = config.queue_prefix
+    raw = yaml.safe_load(example.read_text())
+    raw["queue_prefix"] = county_config().queue_prefix
+    raw.update(config_update or {})
+    if edit is not None:
+        edit(raw)
+    config = HubConfig.model_validate(raw)
     config_file = tmp_path / "county.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     database = tmp_path / "data" / "hub.db"
@@ -77,7 +91,7 @@ async def hub_process(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             await wait_ready(client)
-            yield HubProcess(process, client, database)
+            yield HubProcess(process, client, database, config.queue_prefix)
     finally:
         if process.poll() is None:
             process.terminate()

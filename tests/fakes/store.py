@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING
 from hub.core.ports import StoreUnavailable
 from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
+from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
+from tests.fakes.csv_transactions import FakeCsvTransactions
 from tests.fakes.disclosures import FakeDisclosures
+from tests.fakes.feeds import FakeFeeds
 from tests.fakes.held import FakeHeld
 from tests.fakes.journeys import FakeJourneys
 from tests.fakes.learners import FakeLearners
@@ -49,6 +52,9 @@ class FakeTx:
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
     journeys: FakeJourneys
+    feeds: FakeFeeds
+    alerts: FakeAlerts
+    csv_transactions: FakeCsvTransactions
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -66,6 +72,9 @@ class FakeTx:
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
             journeys=FakeJourneys(state),
+            feeds=FakeFeeds(state),
+            alerts=FakeAlerts(state),
+            csv_transactions=FakeCsvTransactions(state),
         )
 
 

@@ -18,10 +18,14 @@ from hub.core.ports import AlreadyExists, DuplicateMessage, Store
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
     DisclosureRecord,
+    FeedItemRecord,
+    FeedKeyRecord,
     HeldRecord,
     JourneyQuery,
     LifecycleRecord,
@@ -363,6 +367,57 @@ async def test_objects_remember_their_learner(any_store: Store) -> None:
         assert await tx.learners.learners_of([]) == {}
 
 
+async def test_learners_and_objects_are_remembered_many_at_once(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.learners.remember_object("O1", "LearnerAttendance", "R1")
+        told: list[tuple[str, list[str], str | None]] = [
+            ("R1", ["SCH2"], UPN),
+            ("R2", ["SCH1"], None),
+            ("R3", [], OTHER_UPN),
+            ("R3", ["SCH1"], OTHER_UPN),
+            ("R1", [], None),
+        ]
+        changed = await tx.learners.remember_many(told)
+        assert sorted(changed) == ["R3"]  # R1's UPN is known, R2 has none
+        assert await tx.learners.remember_many([]) == []
+        objects = await tx.learners.remember_objects(
+            [
+                ("O1", "LearnerAttendance", "R1"),
+                ("O2", "LearnerAttendance", "R2"),
+                ("O3", "LearnerExclusion", "R3"),
+                ("O2", "LearnerAttendance", "R2"),
+            ]
+        )
+        assert sorted(objects) == ["O2", "O3"]
+        assert await tx.learners.remember_objects([("O1", "LearnerAttendance", "R9")]) == ["O1"]
+        assert await tx.learners.remember_objects([]) == []
+    async with any_store.transaction() as tx:
+        assert await tx.learners.schools("R1") == {"SCH1", "SCH2"}
+        assert await tx.learners.schools("R2") == {"SCH1"}
+        assert await tx.learners.schools("R3") == {"SCH1"}
+        assert await tx.learners.upns(["R1", "R2", "R3"]) == {"R1": UPN, "R3": OTHER_UPN}
+        assert await tx.learners.learners_of(["O1", "O2", "O3"]) == {
+            "O1": "R9",
+            "O2": "R2",
+            "O3": "R3",
+        }
+
+
+async def test_copies_awaiting_identity_wake_for_many_objects_at_once(any_store: Store) -> None:
+    msg = message()
+    items = [dataclasses.replace(outbox_item(msg, n), object_refid=f"O{n}") for n in range(3)]
+    async with any_store.transaction() as tx:
+        await tx.messages.add(msg)
+        await tx.outbox.add(items)
+        waiting = [held(item.id, reason="identity") for item in items]
+        await tx.held.add(waiting)
+        assert await tx.held.wake_objects(at(5), ["O0", "O2", "O9"]) == 2
+        assert await tx.held.wake_objects(at(6), []) == 0
+        due = await tx.held.claim_due(at(10), 10, PEEK)
+    assert sorted(h.id for h in due) == sorted([waiting[0].id, waiting[2].id])
+
+
 # -- agreements ------------------------------------------------------------------------
 
 
@@ -622,6 +677,61 @@ async def test_webhook_secrets_are_replaced_and_attempts_listed_newest_first(
         assert await tx.webhooks.attempts() == [rows[1]]
 
 
+def feed_item(copy: str, subscriber: str = "vs", purge_days: float = 30) -> FeedItemRecord:
+    return FeedItemRecord(
+        subscriber=subscriber,
+        copy_msg_id=copy,
+        object_name="LearnerAttendance",
+        refid="AB" * 16 if copy != "C0" else None,
+        action=Action.DELETE if copy == "C2" else Action.ADD,
+        body=f"<copy id='{copy}'/>".encode(),
+        released_at=at(0),
+        purge_after=at(purge_days * 24 * 60),
+    )
+
+
+async def test_feed_cursors_grow_per_subscriber_and_a_repeat_takes_none(
+    any_store: Store,
+) -> None:
+    async with any_store.transaction() as tx:
+        cursors = [await tx.feeds.add(feed_item(f"C{n}")) for n in range(4)]
+        other = await tx.feeds.add(feed_item("X1", subscriber="other"))
+    async with any_store.transaction() as tx:
+        repeat = await tx.feeds.add(feed_item("C1"))
+        after = await tx.feeds.add(feed_item("C4", purge_days=1))
+    async with any_store.transaction() as tx:
+        first = await tx.feeds.page("vs", 0, 2)
+        rest = await tx.feeds.page("vs", first[-1].cursor, 10)
+        none = await tx.feeds.page("vs", 5, 10)
+    assert (cursors, other, repeat, after) == ([1, 2, 3, 4], 1, None, 5)
+    assert first == [dataclasses.replace(feed_item(f"C{n}"), cursor=n + 1) for n in range(2)]
+    assert [(i.cursor, i.copy_msg_id, i.action) for i in rest] == [
+        (3, "C2", Action.DELETE),
+        (4, "C3", Action.ADD),
+        (5, "C4", Action.ADD),
+    ]
+    assert none == []
+
+
+async def test_feed_items_are_purged_after_their_retention_and_keys_replaced(
+    any_store: Store,
+) -> None:
+    key = FeedKeyRecord(subscriber="vs", key_id="k1", secret_sha256="a" * 64, issued_at=at(0))
+    async with any_store.transaction() as tx:
+        await tx.feeds.add(feed_item("C1", purge_days=1))
+        await tx.feeds.add(feed_item("C2", purge_days=3))
+        await tx.feeds.save_key(key)
+        await tx.feeds.save_key(dataclasses.replace(key, key_id="k2", secret_sha256="b" * 64))
+    async with any_store.transaction() as tx:
+        dry = await tx.feeds.purge(at(2 * 24 * 60), 100, dry_run=True)
+        purged = await tx.feeds.purge(at(2 * 24 * 60), 100, dry_run=False)
+        left = [i.copy_msg_id for i in await tx.feeds.page("vs", 0, 10)]
+        assert await tx.feeds.key("k1") is None
+        found = await tx.feeds.key("k2")
+    assert (dry, purged, left) == (1, 1, ["C2"])
+    assert found is not None and (found.subscriber, found.secret_sha256) == ("vs", "b" * 64)
+
+
 async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> None:
     await accept(any_store, 2)
     await accept(any_store)
@@ -689,3 +799,105 @@ async def test_journeys_list_refusals_newest_first_by_agent(any_store: Store) ->
     async with any_store.transaction() as tx:
         found = await tx.journeys.rejections(JourneyQuery(agent="agent-1", since=at(0)))
     assert [(r.at, r.code) for r in found] == [(at(3), 4), (at(1), 4)]
+
+
+async def test_rejections_since_counts_from_a_time(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        for minutes in (0, 1, 2):
+            await tx.audit.add_rejection(RejectionRecord(at(minutes), "agent-1", "zone-1", 1, 3))
+    async with any_store.transaction() as tx:
+        assert [await tx.audit.rejections_since(at(m)) for m in (0, 1, 2.5)] == [3, 2, 0]
+
+
+def alert_state(status: str = "pending", value: float = 3) -> AlertStateRecord:
+    return AlertStateRecord(
+        rule="dead_letters",
+        subject="cme",
+        status=status,
+        since=T0,
+        firing_at=at(1) if status == "firing" else None,
+        value=value,
+        summary=f"{value:g} messages",
+    )
+
+
+async def test_alert_states_are_replaced_and_deleted(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.exclusive()
+        await tx.alerts.save_state("dead_letters", "cme", alert_state())
+        await tx.alerts.save_state("dead_letters", "cme", alert_state("firing", 5))
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.states() == [alert_state("firing", 5)]
+        await tx.alerts.save_state("dead_letters", "cme", None)
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.states() == []
+
+
+async def test_alert_deliveries_are_claimed_once_retried_and_settled(any_store: Store) -> None:
+    event = AlertEventRecord(
+        rule="dead_letters", subject="cme", kind="firing", at=T0, value=3, summary="3 messages"
+    )
+    async with any_store.transaction() as tx:
+        first = await tx.alerts.add_event(event, ["webhook:1", "email"], T0)
+        second = await tx.alerts.add_event(dataclasses.replace(event, kind="resolved"), [], T0)
+    async with any_store.transaction() as tx:
+        assert [e.kind for e in await tx.alerts.events(10)] == ["resolved", "firing"]
+        claimed = await tx.alerts.claim_deliveries(at(1), 10, LEASE)
+        assert [(d.target, d.event.id, d.event.summary) for d in claimed] == [
+            ("webhook:1", first, "3 messages"),
+            ("email", first, "3 messages"),
+        ]
+        # Leased: a second claimer gets nothing until the lease ends.
+        assert await tx.alerts.claim_deliveries(at(1), 10, LEASE) == []
+        webhook, email = claimed
+        await tx.alerts.delivered(email.id, at(2))
+        await tx.alerts.failed(webhook.id, "http_503", at(5))
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.claim_deliveries(at(4), 10, LEASE) == []
+        (again,) = await tx.alerts.claim_deliveries(at(5), 10, LEASE)
+        assert (again.id, again.attempts, again.last_error) == (webhook.id, 1, "http_503")
+        await tx.alerts.failed(again.id, "timeout", None)  # given up
+        rows = {d.target: d for d in await tx.alerts.deliveries([first, second])}
+    assert rows["email"].delivered_at == at(2) and rows["email"].next_attempt_at is None
+    assert rows["webhook:1"].attempts == 2 and rows["webhook:1"].next_attempt_at is None
+    assert rows["webhook:1"].last_error == "timeout" and rows["webhook:1"].delivered_at is None
+
+
+async def test_csv_transactions_count_chunks_list_problems_and_refuse_a_second_file(
+    any_store: Store,
+) -> None:
+    from hub.core.records import CsvRowError, CsvTransactionRecord
+
+    record = CsvTransactionRecord(
+        id=uuid.uuid4().hex,
+        agent_id="hilltop-mis",
+        zone="derbyshire",
+        kind="attendance",
+        sha256="ab" * 32,
+        mapping_version=1,
+        status="processing",
+        created_at=T0,
+        updated_at=T0,
+    )
+    async with any_store.transaction() as tx:
+        await tx.csv_transactions.add(record)
+    with pytest.raises(AlreadyExists):
+        async with any_store.transaction() as tx:
+            await tx.csv_transactions.add(dataclasses.replace(record, id=uuid.uuid4().hex))
+    late = CsvRowError(line=9, column="UPN", problem="missing")
+    early = CsvRowError(line=3, column="Date", problem="not a date")
+    async with any_store.transaction() as tx:
+        for errors in ([late], [early]):
+            await tx.csv_transactions.add_chunk(
+                record.id, rows=5, accepted=4, rejected=1, errors=errors, not_listed=2, at=T0
+            )
+        await tx.csv_transactions.set_status(record.id, "complete", T0 + timedelta(seconds=1))
+    async with any_store.transaction() as tx:
+        found = await tx.csv_transactions.find("hilltop-mis", "attendance", "ab" * 32)
+        other = await tx.csv_transactions.find("hilltop-mis", "pupils", "ab" * 32)
+        errors = await tx.csv_transactions.errors(record.id, 10)
+        first = await tx.csv_transactions.errors(record.id, 1)
+    assert found is not None and other is None
+    assert (found.rows, found.accepted, found.rejected, found.errors_not_listed) == (10, 8, 2, 4)
+    assert (found.status, found.updated_at) == ("complete", T0 + timedelta(seconds=1))
+    assert errors == [early, late] and first == [early]
