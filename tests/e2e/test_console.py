@@ -13,6 +13,7 @@ import aio_pika
 import httpx
 import pytest
 
+from hub.core.records import AlertStateRecord
 from hub.simulate import sample_data as data
 from tests.console_client import csrf_of, log_in, new_user
 from tests.e2e.conftest import ADMIN, AMQP_URL, RunningHub
@@ -342,3 +343,23 @@ async def test_a_dpo_suppresses_and_lifts_a_learner_after_confirming(running: Ru
         )
         assert f"Lifted {record.id}" in lifted.text
     assert [a for a, _ in await _audit(running, "learner.unsuppressed")] == ["dpo-1"]
+
+
+async def test_the_dashboard_shows_firing_alerts(running: RunningHub) -> None:
+    now = running.clock.now
+    state = AlertStateRecord(
+        rule="parked_rows",
+        subject="outbox",
+        status="firing",
+        since=now,
+        firing_at=now,
+        value=2.0,
+        summary="2 parked outbox rows",
+    )
+    async with running.hub.store.transaction() as tx:
+        await tx.alerts.save_state("parked_rows", "outbox", state)
+    async with browser(running) as client:
+        await _logged_in(running, client, "viewer")
+        alerts = (await client.get("/console/")).text.split('id="alerts"')[1].split("</section>")[0]
+        assert "parked_rows" in alerts and "2 parked outbox rows" in alerts
+        assert 'id="no-alerts"' not in alerts
