@@ -1,8 +1,9 @@
 """The ops console in headless Chromium (Debian's /usr/bin/chromium driven by Playwright;
 scripts/ensure-chromium installs it) against a real `hub serve` on real RabbitMQ, on both
 databases. One walk: log in; see the dashboard's counts change after a posted message;
-search a child by UPN and open the journey; replay with preview; re-drive a parked row;
-log in as a viewer, who cannot see payloads. A screenshot of each page is saved under the
+search a child by UPN and open the journey; replay with preview; re-drive a parked row, its
+alert firing on the dashboard and resolving after; log in as a viewer, who cannot see
+payloads. A screenshot of each page is saved under the
 test's tmp_path (listed in docs/console.md)."""
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from tests.e2e.test_agreements import AGENT_FOR, DAY, DOVEDALE
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
+OTHER_RULES = ("outbox_backlog", "dead_letters", "not_consuming", "review_due", "ingest_refusals")
+# Only the parked-rows rule, at once, evaluated five times a second (no notification targets).
+ALERTS = {
+    "interval_seconds": 0.2,
+    "rules": {"parked_rows": {"for_minutes": 0}, **{r: {"enabled": False} for r in OTHER_RULES}},
+}
 ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 
 try:
@@ -44,7 +51,10 @@ async def hub(database_url: str, tmp_path: Path) -> AsyncIterator[HubProcess]:
         pytest.skip("chromium is not installed (scripts/ensure-chromium could not install it)")
     url = None if database_url.startswith("sqlite") else database_url
     async with hub_process(
-        tmp_path, database_url=url, env={"HUB_OUTBOX_MAX_ATTEMPTS": "2"}
+        tmp_path,
+        database_url=url,
+        env={"HUB_OUTBOX_MAX_ATTEMPTS": "2"},
+        config_update={"alerts": ALERTS},
     ) as running:
         yield running
 
@@ -79,6 +89,15 @@ async def _settled(client: httpx.AsyncClient) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("outbox did not drain")
+
+
+async def _alerts_firing(client: httpx.AsyncClient, firing: bool) -> None:
+    for _ in range(900):
+        view = (await client.get("/admin/alerts", headers=ADMIN)).json()
+        if bool(view["firing"]) == firing:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the alert did not {'fire' if firing else 'resolve'}")
 
 
 async def _parked(client: httpx.AsyncClient) -> list[object]:
@@ -159,6 +178,10 @@ async def test_the_console_in_a_browser(hub: HubProcess, tmp_path: Path) -> None
                     break
                 await asyncio.sleep(0.05)
             await declare_subscriber(channel, "cme", prefix)  # ops fix the cause ...
+        await _alerts_firing(hub.client, firing=True)  # 6. an alert fires ...
+        await page.click("text=Dashboard")
+        assert "parked_rows" in await page.inner_text("#alerts-firing")
+        await walk.shot("alert-firing")
         await page.click("text=Stuck")
         assert "LearnerAttendance" in await page.inner_text("#parked-rows")
         await walk.shot("parked")
@@ -170,8 +193,13 @@ async def test_the_console_in_a_browser(hub: HubProcess, tmp_path: Path) -> None
         await walk.shot("redrive-done")
         await _settled(hub.client)
         assert await _parked(hub.client) == []
+        await _alerts_firing(hub.client, firing=False)  # ... and resolves after the re-drive
+        await page.click("text=Dashboard")
+        await page.wait_for_selector("#no-alerts")
+        assert "resolved" in (await page.text_content("#alerts-history") or "")
+        await walk.shot("alert-resolved")
 
-        # 6. a viewer cannot see payloads (nor the learner's identifiers)
+        # 7. a viewer cannot see payloads (nor the learner's identifiers)
         await page.click("text=Log out")
         await page.wait_for_selector('input[name="token"]')
         await walk.log_in(viewer)
@@ -181,4 +209,4 @@ async def test_the_console_in_a_browser(hub: HubProcess, tmp_path: Path) -> None
         assert DOVEDALE.upn not in await page.content()
         await walk.shot("viewer-journey")
         await browser.close()
-    assert len(list(shots.glob("*.png"))) == 10
+    assert len(list(shots.glob("*.png"))) == 12
