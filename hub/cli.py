@@ -202,6 +202,7 @@ def _disclosures(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from adapters.file_export import CsvFiles
     from hub.composition import retention_policy
     from hub.pipeline.retention import purge
     from hub.store.store import open_store
@@ -217,6 +218,7 @@ def _purge(args: argparse.Namespace) -> int:
                 datetime.now(UTC),
                 dry_run=args.dry_run,
                 actor="cli",
+                files=CsvFiles(),
             )
             if counts is None:
                 print("another hub is purging now; nothing done", file=sys.stderr)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.file_export import CsvFiles
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
 from hub.amqp.deliveries import AmqpDeliveries
@@ -29,6 +30,7 @@ from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
+from hub.pipeline.export import ExportContext, run_cutter, run_stager
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
@@ -85,6 +87,7 @@ class Hub:
     pusher: WebhookPusher
     push: PushContext
     deliveries: AmqpDeliveries
+    exports: ExportContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
@@ -141,10 +144,19 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     secrets = SecretBox(settings.secret_key)
     pusher = WebhookPusher(secrets)
     ladder = settings.webhook_ladder()
+    push = PushContext(store, pusher, ladder, clock)
     hub = Hub(
         secrets=secrets,
         pusher=pusher,
-        push=PushContext(store, pusher, ladder, clock),
+        push=push,
+        exports=ExportContext(
+            store,
+            CsvFiles(),
+            push,
+            policies.current,
+            clock,
+            uncovered_days=settings.retention_uncovered_days,
+        ),
         deliveries=AmqpDeliveries(
             settings.amqp_url,
             delays_ms=ladder.delays_ms,
@@ -204,6 +216,7 @@ async def start(hub: Hub) -> None:
             hub.clock,
             hub.stop,
             hub.settings.purge_interval_seconds,
+            files=hub.exports.files,
         ),
     )
     for subscriber, target in hub.config.webhook_subscribers():
@@ -211,6 +224,13 @@ async def start(hub: Hub) -> None:
             run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop
         )
         run(f"webhook:{subscriber.id}", push)
+    for subscriber, files in hub.config.file_subscribers():
+        stage = functools.partial(
+            run_stager, hub.exports, hub.deliveries, subscriber.id, files, hub.stop
+        )
+        run(f"file:{subscriber.id}", stage)
+        cut = functools.partial(run_cutter, hub.exports, subscriber.id, files, hub.stop)
+        run(f"export:{subscriber.id}", cut)
 
 
 def pool_settings(settings: Settings) -> PoolSettings:

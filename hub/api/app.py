@@ -9,6 +9,7 @@ from hub.api import (
     admin_user_routes,
     agreement_routes,
     broker_routes,
+    export_routes,
     held_routes,
     metrics_routes,
     ops_routes,
@@ -47,6 +48,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(webhook_routes.router, tags=["Webhook delivery"])
+    app.include_router(export_routes.router, tags=["File exports"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])

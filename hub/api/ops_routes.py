@@ -37,6 +37,8 @@ async def ready(hub: HubDep) -> dict[str, Any]:
         # Reported, never fatal: each webhook deliverer, running, no_secret (copies wait)
         # or stopped (a crash shows in `tasks` too).
         **{f"webhook:{s}": state for s, state in sorted(hub.push.status.items())},
+        # Likewise each file subscriber's stager ("file:<id>") and cutter ("export:<id>").
+        **dict(sorted(hub.exports.status.items())),
     }
     tasks = {name: s.state for name, s in hub.supervisor.statuses().items()}
     status, failing = verdict(checks)

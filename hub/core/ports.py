@@ -4,11 +4,11 @@ they report (implemented in hub.store and hub.amqp, wired in hub.composition).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hub.core.errors import SifError
 from hub.core.records import (
@@ -18,6 +18,7 @@ from hub.core.records import (
     AuditRecord,
     BacklogFigures,
     DisclosureRecord,
+    ExportFileRecord,
     HeldRecord,
     LifecycleRecord,
     MessageRecord,
@@ -28,6 +29,7 @@ from hub.core.records import (
     PurgeCounts,
     Registration,
     RejectionRecord,
+    StagedRowRecord,
     Stats,
     SuppressionRecord,
     WebhookAttemptRecord,
@@ -257,6 +259,38 @@ class Webhooks(Protocol):
         ...
 
 
+class Exports(Protocol):
+    """File subscribers' staged rows (one per copy) and the files cut from them."""
+
+    async def stage(self, record: StagedRowRecord) -> bool:
+        """Stage a copy's row; False when that copy is staged already (a re-sent copy)."""
+        ...
+
+    async def waiting(self, subscriber: str) -> tuple[int, datetime | None]:
+        """Rows not yet in a file, and when the newest of them was staged."""
+        ...
+
+    async def pending(self, subscriber: str, limit: int) -> list[StagedRowRecord]:
+        """Rows not yet in a file, oldest first."""
+        ...
+
+    async def last_seq(self, subscriber: str) -> int: ...
+    async def add_file(self, record: ExportFileRecord, copy_msg_ids: Sequence[str]) -> int:
+        """Record the file and put these rows in it; returns how many were still waiting
+        (fewer: another hub cut some of them, and this transaction must not commit)."""
+        ...
+
+    async def files(self, subscriber: str, limit: int = 100) -> list[ExportFileRecord]:
+        """Newest first."""
+        ...
+
+    async def file(self, export_id: str) -> ExportFileRecord | None: ...
+    async def expired(self, now: datetime, limit: int) -> list[ExportFileRecord]: ...
+    async def delete_files(self, export_ids: Sequence[str]) -> int:
+        """Delete the files' rows and their staged rows; returns the staged rows deleted."""
+        ...
+
+
 class Audit(Protocol):
     async def add(self, entry: AuditRecord) -> None: ...
     async def add_rejection(self, entry: RejectionRecord) -> None: ...
@@ -313,6 +347,8 @@ class Tx(Protocol):
     def admin_users(self) -> AdminUsers: ...
     @property
     def webhooks(self) -> Webhooks: ...
+    @property
+    def exports(self) -> Exports: ...
 
 
 class Store(Protocol):
@@ -464,6 +500,40 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class WrittenFile:
+    """A CSV file and its manifest, in place under their final names."""
+
+    manifest_name: str
+    sha256: str
+    size_bytes: int
+
+
+class ExportFiles(Protocol):
+    """The file format and the directory (adapters/file_export.py). Blocking: called in a
+    worker thread."""
+
+    def cells(self, body: bytes, columns: Mapping[str, str]) -> dict[str, str] | None:
+        """{column: value} read from a released copy only; None if it holds no object."""
+        ...
+
+    def write(
+        self,
+        directory: str,
+        file_name: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        manifest: Mapping[str, Any],
+    ) -> WrittenFile:
+        """Write the CSV, then its manifest, each atomically; raises FileExistsError
+        rather than replace a file of that name."""
+        ...
+
+    def remove(self, directory: str, names: Sequence[str]) -> None:
+        """Delete these files if present."""
+        ...
 
 
 class Pusher(Protocol):

@@ -8,6 +8,9 @@ still release them needs them; accountability records go after their own, longer
 - A message with nothing to route, or a SIF_Response that never completed, is kept
   `uncovered_days` from receipt; rejection rows (never a payload) `rejected_days`.
 - Disclosure and audit rows (who received what, who did what) `accountability_days`.
+- Export files (and their manifests and staged rows) once the longest retention of the
+  agreements their rows were released under has passed: the file first, then its rows,
+  so a failure in between is finished by the next run.
 Runs on a schedule in the hub and as `hub purge`; every run is audited with its counts;
 freed space is handed back to the file system on SQLite. Safe with several hubs on one
 PostgreSQL database (an advisory lock: one purges, the others skip the round).
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from hub.core.ports import Store, StoreUnavailable
+from hub.core.ports import ExportFiles, Store, StoreUnavailable
 from hub.core.records import AuditRecord, PurgeCounts
 
 log = logging.getLogger("hub.retention")
@@ -44,10 +47,12 @@ async def purge(
     *,
     dry_run: bool = False,
     actor: str = "hub",
+    files: ExportFiles | None = None,
 ) -> PurgeCounts | None:
     """Purge (or count, in a dry run) what retention no longer keeps, in batches until none
-    is full. None when another hub holds the purge lock."""
-    total = PurgeCounts()
+    is full. None when another hub holds the purge lock. Export files are deleted from
+    disk only when `files` is given (their rows go either way)."""
+    total = await _export_files(store, now, policy.batch, dry_run, files)
     limit = DRY_RUN_LIMIT if dry_run else policy.batch
     while True:
         counts = await _batch(store, policy, now, limit, dry_run)
@@ -62,6 +67,25 @@ async def purge(
     if not dry_run and total.total:
         await store.reclaim_space()
     return total
+
+
+async def _export_files(
+    store: Store, now: datetime, limit: int, dry_run: bool, files: ExportFiles | None
+) -> PurgeCounts:
+    total = PurgeCounts()
+    while True:
+        async with store.transaction() as tx:
+            expired = await tx.exports.expired(now, DRY_RUN_LIMIT if dry_run else limit)
+        if dry_run:
+            return PurgeCounts(export_files=len(expired), export_rows=sum(f.rows for f in expired))
+        for f in expired:
+            if files is not None:
+                await asyncio.to_thread(files.remove, f.directory, [f.file_name, f.manifest_name])
+        async with store.transaction() as tx:
+            rows = await tx.exports.delete_files([f.id for f in expired])
+        total += PurgeCounts(export_files=len(expired), export_rows=rows)
+        if len(expired) < limit:
+            return total
 
 
 async def _batch(
@@ -89,11 +113,12 @@ async def run_purger(
     clock: Callable[[], datetime],
     stop: asyncio.Event,
     interval_seconds: float,
+    files: ExportFiles | None = None,
 ) -> None:
     """Purge every `interval_seconds` until `stop` is set."""
     while not stop.is_set():
         try:
-            counts = await purge(store, policy, clock())
+            counts = await purge(store, policy, clock(), files=files)
             if counts is not None and counts.total:
                 log.info(
                     "retention.purged %s", " ".join(f"{k}={v}" for k, v in asdict(counts).items())

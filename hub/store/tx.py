@@ -14,6 +14,7 @@ from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.disclosures import SqlDisclosures
+from hub.store.repos.exports import SqlExports
 from hub.store.repos.held import SqlHeld
 from hub.store.repos.learners import SqlLearners
 from hub.store.repos.messages import SqlMessages
@@ -38,6 +39,7 @@ class SqlTx:
     retention: SqlRetention
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
+    exports: SqlExports
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -55,4 +57,5 @@ class SqlTx:
             retention=SqlRetention(connection),
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
+            exports=SqlExports(connection),
         )

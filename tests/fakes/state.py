@@ -13,6 +13,7 @@ from hub.core.records import (
     ApprovalRecord,
     AuditRecord,
     DisclosureRecord,
+    ExportFileRecord,
     HeldRecord,
     LifecycleRecord,
     MessageRecord,
@@ -21,6 +22,7 @@ from hub.core.records import (
     PupilAccessRecord,
     Registration,
     RejectionRecord,
+    StagedRowRecord,
     SuppressionRecord,
     WebhookAttemptRecord,
 )
@@ -70,6 +72,8 @@ class State:
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
     webhook_secrets: dict[str, bytes] = field(default_factory=dict)
     webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
+    export_rows: dict[str, StagedRowRecord] = field(default_factory=dict)
+    export_files: dict[str, ExportFileRecord] = field(default_factory=dict)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

@@ -19,6 +19,7 @@ from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
 from tests.fakes.audit import FakeAudit
 from tests.fakes.disclosures import FakeDisclosures
+from tests.fakes.exports import FakeExports
 from tests.fakes.held import FakeHeld
 from tests.fakes.learners import FakeLearners
 from tests.fakes.messages import FakeMessages
@@ -47,6 +48,7 @@ class FakeTx:
     retention: FakeRetention
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
+    exports: FakeExports
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -63,6 +65,7 @@ class FakeTx:
             retention=FakeRetention(state),
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
+            exports=FakeExports(state),
         )
 
 

@@ -1,0 +1,299 @@
+"""Where a file subscriber's copies leave: staged as rows, then cut into CSV files.
+
+Dispatch has already decided, filtered and published each copy into the subscriber's
+queue; this stage only changes its form, so a file can never hold more than the queue
+route would. The stager consumes the queue: a copy leaves only once its disclosure row is
+committed (`await_release`; set aside like a pushed copy while it is not), becomes one
+staged row (idempotent on the copy's message id) and is acked. The cutter writes the
+waiting rows to one file once the subscriber's copies have stopped arriving for
+`quiet_seconds` (copies held for an agreement's window are released together, so each
+window gives one file), or at once when `max_rows` are waiting; the file and its manifest
+are in place before the transaction that records the file and acknowledges its copies'
+disclosures. A crash in between leaves a file whose rows come again in the next one
+(at-least-once; the copy_id column de-duplicates). Files follow their agreements'
+retention (hub.pipeline.retention).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hub.core import naming
+from hub.core.config import FileDelivery
+from hub.core.policy import Policy
+from hub.core.ports import (
+    Delivered,
+    DeliverySource,
+    ExportFiles,
+    Settle,
+    Store,
+    StoreUnavailable,
+)
+from hub.core.records import AuditRecord, ExportFileRecord, StagedRowRecord
+from hub.pipeline.deliver import PushContext, await_release, set_aside
+from hub.pipeline.dispatch import sleep_or_wake
+
+log = logging.getLogger("hub.export")
+# The columns every file starts with: the copy's id (de-duplicate on it), object and action.
+LEADING = ("copy_id", "object", "action")
+STAGE_CONCURRENCY = 16
+
+
+class CutConflict(Exception):
+    """Another hub put some of these rows in a file first."""
+
+
+@dataclass
+class ExportContext:
+    store: Store
+    files: ExportFiles
+    push: PushContext  # the delivery routes' shared waits and retry ladder (set_aside)
+    policy: Callable[[], Policy]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    uncovered_days: int = 30  # a file whose agreements are gone is kept this long
+    staged: dict[str, asyncio.Event] = field(default_factory=dict)  # wakes each cutter
+    status: dict[str, str] = field(default_factory=dict)  # per "file:<id>" task, readiness
+
+    def wake(self, subscriber: str) -> asyncio.Event:
+        return self.staged.setdefault(subscriber, asyncio.Event())
+
+
+async def stage_copy(
+    ctx: ExportContext, subscriber: str, target: FileDelivery, copy: Delivered
+) -> Settle:
+    """Stage one copy as a row and say what becomes of it."""
+    done = Settle(kind="done", attempts=copy.attempts, deferrals=copy.deferrals)
+    try:
+        acknowledged = await await_release(ctx.store, copy.message_id, ctx.push.disclosure_waits)
+    except StoreUnavailable:
+        return set_aside(ctx.push, copy)
+    if acknowledged is None:
+        return set_aside(ctx.push, copy, unreleased=True)
+    if acknowledged:  # already in a file: a re-sent duplicate
+        return done
+    record = staged_row(subscriber, target, copy, ctx.files, ctx.clock())
+    if record is None:
+        # Config validation makes every released object exportable; this copy's agreement
+        # changed since. Its disclosure stays unacknowledged: it never reached the recipient.
+        log.warning(
+            "export.not_exported subscriber=%s object=%s",
+            subscriber,
+            copy.headers.get(naming.H_OBJECT),
+        )
+        return done
+    try:
+        async with ctx.store.transaction() as tx:
+            await tx.exports.stage(record)
+    except StoreUnavailable:
+        return set_aside(ctx.push, copy)
+    ctx.wake(subscriber).set()
+    return done
+
+
+def staged_row(
+    subscriber: str, target: FileDelivery, copy: Delivered, files: ExportFiles, at: datetime
+) -> StagedRowRecord | None:
+    """The copy's row: its cells read from the copy alone; None if it has no columns."""
+    object_name = copy.headers.get(naming.H_OBJECT, "")
+    columns = target.export.get(object_name)
+    values = files.cells(copy.body, columns) if columns is not None else None
+    if values is None:
+        return None
+    return StagedRowRecord(
+        copy_msg_id=copy.message_id,
+        subscriber=subscriber,
+        object_name=object_name,
+        action=copy.headers.get(naming.H_ACTION, ""),
+        agreement_id=copy.headers.get(naming.H_AGREEMENT, ""),
+        agreement_version=int(copy.headers.get(naming.H_AGREEMENT_VERSION) or 0),
+        cells=values,
+        staged_at=at,
+    )
+
+
+def header(target: FileDelivery) -> list[str]:
+    """The leading columns, then every object's columns in the order configured."""
+    names = [c for columns in target.export.values() for c in columns]
+    return [*LEADING, *dict.fromkeys(n for n in names if n not in LEADING)]
+
+
+def matrix(head: Sequence[str], rows: Sequence[StagedRowRecord]) -> list[list[str]]:
+    """One CSV row per staged row; a column another object has is empty."""
+    fixed = len(LEADING)
+    return [
+        [r.copy_msg_id, r.object_name, r.action, *(r.cells.get(c, "") for c in head[fixed:])]
+        for r in rows
+    ]
+
+
+def retention_days(policy: Policy, agreement_id: str, version: int) -> int | None:
+    state = next((a for a in policy.agreements if a.agreement_id == agreement_id), None)
+    found = next((v for v in state.versions if v.version == version), None) if state else None
+    return found.spec.retention_days if found else None
+
+
+def counts_of(rows: Sequence[StagedRowRecord]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r.object_name] = out.get(r.object_name, 0) + 1
+    return dict(sorted(out.items()))
+
+
+async def due(ctx: ExportContext, subscriber: str, target: FileDelivery) -> bool:
+    """Rows are waiting and either the queue has been quiet long enough or a file's worth
+    is waiting."""
+    async with ctx.store.transaction() as tx:
+        waiting, newest = await tx.exports.waiting(subscriber)
+    if not waiting or newest is None:
+        return False
+    quiet = ctx.clock() - newest >= timedelta(seconds=target.quiet_seconds)
+    return quiet or waiting >= target.max_rows
+
+
+async def cut_once(
+    ctx: ExportContext, subscriber: str, target: FileDelivery, *, force: bool = False
+) -> ExportFileRecord | None:
+    """Write the waiting rows to one file if it is time (or `force`)."""
+    if not (force or await due(ctx, subscriber, target)):
+        return None
+    async with ctx.store.transaction() as tx:
+        rows = await tx.exports.pending(subscriber, target.max_rows)
+        seq = await tx.exports.last_seq(subscriber) + 1
+    if not rows:
+        return None
+    now = ctx.clock()
+    record = _file_record(ctx, subscriber, target, rows, seq, now)
+    head = header(target)
+    written = await asyncio.to_thread(
+        ctx.files.write,
+        target.directory,
+        record.file_name,
+        head,
+        matrix(head, rows),
+        _manifest(record),
+    )
+    record = replace(
+        record,
+        manifest_name=written.manifest_name,
+        sha256=written.sha256,
+        size_bytes=written.size_bytes,
+    )
+    try:
+        await _commit(ctx, record, rows, now)
+    except (CutConflict, StoreUnavailable):
+        names = [record.file_name, record.manifest_name]
+        await asyncio.to_thread(ctx.files.remove, target.directory, names)
+        raise
+    log.info("export.written subscriber=%s seq=%d rows=%d", subscriber, seq, len(rows))
+    return record
+
+
+def _file_record(
+    ctx: ExportContext,
+    subscriber: str,
+    target: FileDelivery,
+    rows: Sequence[StagedRowRecord],
+    seq: int,
+    now: datetime,
+) -> ExportFileRecord:
+    agreements = sorted({(r.agreement_id, r.agreement_version) for r in rows})
+    policy = ctx.policy()
+    days = [retention_days(policy, a, v) for a, v in agreements]
+    keep = max((d for d in days if d is not None), default=ctx.uncovered_days)
+    return ExportFileRecord(
+        id=uuid.uuid4().hex,
+        subscriber=subscriber,
+        seq=seq,
+        directory=target.directory,
+        file_name=target.filename.format(subscriber=subscriber, created=now, seq=seq),
+        manifest_name="",
+        rows=len(rows),
+        counts=counts_of(rows),
+        agreements=[f"{a}@{v}" for a, v in agreements],
+        sha256="",
+        size_bytes=0,
+        created_at=now,
+        purge_after=now + timedelta(days=keep),
+    )
+
+
+def _manifest(record: ExportFileRecord) -> dict[str, object]:
+    return {
+        "subscriber": record.subscriber,
+        "seq": record.seq,
+        "rows": record.rows,
+        "counts": record.counts,
+        "agreements": record.agreements,
+        "created_at": record.created_at.isoformat(),
+        "delete_after": record.purge_after.isoformat(),
+    }
+
+
+async def _commit(
+    ctx: ExportContext, record: ExportFileRecord, rows: Sequence[StagedRowRecord], now: datetime
+) -> None:
+    """The file row, its rows claimed, their disclosures acknowledged: one transaction."""
+    ids = [r.copy_msg_id for r in rows]
+    detail = {"export_id": record.id, "rows": record.rows, "counts": record.counts}
+    async with ctx.store.transaction() as tx:
+        if await tx.exports.add_file(record, ids) != len(ids):
+            raise CutConflict(record.subscriber)
+        await tx.disclosures.acknowledge(ids, now)
+        await tx.audit.add(AuditRecord(now, "hub", "export.written", record.subscriber, detail))
+
+
+async def run_stager(
+    ctx: ExportContext,
+    source: DeliverySource,
+    subscriber: str,
+    target: FileDelivery,
+    stop: asyncio.Event,
+) -> None:
+    """Stage one file subscriber's copies from its queue until `stop`."""
+
+    async def handle(copy: Delivered) -> Settle:
+        return await stage_copy(ctx, subscriber, target, copy)
+
+    await _tracked(
+        ctx,
+        f"file:{subscriber}",
+        source.run(subscriber, handle, concurrency=STAGE_CONCURRENCY, stop=stop),
+    )
+
+
+async def run_cutter(
+    ctx: ExportContext, subscriber: str, target: FileDelivery, stop: asyncio.Event
+) -> None:
+    """Cut files for one subscriber until `stop`, looking whenever a row is staged and a
+    few times per quiet period."""
+    poll = max(0.1, min(1.0, target.quiet_seconds / 4))
+    wake = ctx.wake(subscriber)
+
+    async def loop() -> None:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                await cut_once(ctx, subscriber, target)
+            except (StoreUnavailable, CutConflict, OSError) as exc:
+                error = type(exc).__name__
+                log.warning("export.cut_failed subscriber=%s error=%s", subscriber, error)
+            await sleep_or_wake(wake, stop, poll)
+
+    await _tracked(ctx, f"export:{subscriber}", loop())
+
+
+async def _tracked(ctx: ExportContext, name: str, work: Coroutine[Any, Any, None]) -> None:
+    ctx.status[name] = "running"
+    try:
+        await work
+    except Exception:
+        log.exception("export.crashed task=%s", name)
+        raise
+    finally:
+        ctx.status[name] = "stopped"
