@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
+from hub.core.config import HubConfig
 from hub.simulate.la_consumer import delete_queues
 from tests.e2e.conftest import AMQP_URL, COUNTY, _queues, county_config
 
@@ -45,12 +47,16 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 
 @asynccontextmanager
-async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    """`hub serve` with the county configuration (a private queue prefix) and its SQLite
-    database in tmp_path; stopped (SIGTERM, then SIGKILL) and its queues deleted after."""
-    config = county_config()
-    raw = yaml.safe_load(COUNTY.read_text())
-    raw["queue_prefix"] = config.queue_prefix
+async def hub_process(
+    tmp_path: Path, raw: dict[str, Any] | None = None
+) -> AsyncIterator[HubProcess]:
+    """`hub serve` with the county configuration (or `raw`, a configuration as YAML data)
+    under a private queue prefix, and its SQLite database in tmp_path; stopped (SIGTERM,
+    then SIGKILL) and its queues deleted after."""
+    prefix = county_config().queue_prefix
+    raw = dict(raw or yaml.safe_load(COUNTY.read_text()))
+    raw["queue_prefix"] = prefix
+    config = HubConfig.model_validate(raw)
     config_file = tmp_path / "county.yaml"
     config_file.write_text(yaml.safe_dump(raw))
     database = tmp_path / "data" / "hub.db"
