@@ -139,13 +139,20 @@ def _check(args: argparse.Namespace) -> int:
     problems = check_config(args.file)
     if not problems:  # the model is sound: now every path against the hub's schemas
         from hub.pipeline.agreements import schema_problems
+        from hub.pipeline.export import column_problems
         from hub.sif.schemas import load_schemas
 
         paths_of = load_schemas().element_paths
+        config = load_config(args.file)
         problems = [
             f"{args.file}: agreement {a.id}: {p}"
-            for a in load_config(args.file).agreements
+            for a in config.agreements
             for p in schema_problems(a, paths_of)
+        ]
+        problems += [
+            f"{args.file}: {p}"
+            for s, target in config.file_subscribers()
+            for p in column_problems(s.id, target, paths_of)
         ]
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -117,6 +117,27 @@ def staged_row(
     )
 
 
+def column_problems(
+    subscriber: str, target: FileDelivery, paths_of: Callable[[str], frozenset[str]]
+) -> list[str]:
+    """Columns naming an object or an element the hub's schemas do not know (an attribute
+    is checked as far as its element)."""
+    out = []
+    for object_name, columns in target.export.items():
+        try:
+            known = paths_of(object_name)
+        except KeyError:
+            out.append(f"subscriber {subscriber}: export names unknown object {object_name}")
+            continue
+        for column, path in columns.items():
+            element = path.rpartition("/@")[0] if "/@" in path else path
+            if not element.startswith("@") and element not in known:
+                out.append(
+                    f"subscriber {subscriber}: column {column!r}: {object_name} has no {element}"
+                )
+    return out
+
+
 def header(target: FileDelivery) -> list[str]:
     """The leading columns, then every object's columns in the order configured."""
     names = [c for columns in target.export.values() for c in columns]

@@ -24,9 +24,13 @@ from adapters.file_export import (
     manifest_name,
     write_atomic,
 )
+from hub.cli import main
+from hub.configfile import load_config
 from hub.core.config import FileDelivery, HubConfig
 from hub.core.envelope import HUB_VERSION, SIF_UK_NS
+from hub.pipeline.export import column_problems
 from hub.sif.build import event_copy
+from hub.sif.schemas import load_schemas
 
 # A LearnerPersonal-like object: every path a column may name, with where it sits.
 PATHS = (
@@ -201,3 +205,29 @@ def test_a_file_subscriber_must_export_every_object_its_agreements_release() -> 
         HubConfig.model_validate(raw)
     raw["agreements"][0]["rules"] = [{"object": "LearnerPersonal"}]  # type: ignore[index]
     assert HubConfig.model_validate(raw).file_subscribers()[0][0].id == "capita"
+
+
+EXAMPLES = ("derbyshire-attendance-export", "somerset-capita-one", "kent-synergy")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_the_export_examples_check_against_the_schemas(name: str) -> None:
+    path = Path(__file__).resolve().parents[2] / f"deploy/examples/{name}.yaml"
+    assert main(["check-config", str(path)]) == 0
+    assert load_config(path).file_subscribers()
+
+
+def test_a_column_the_schemas_do_not_know_is_a_problem() -> None:
+    paths_of = load_schemas().element_paths
+    target = _delivery(
+        export={
+            "LearnerPersonal": {"A": "UPN", "B": "PersonalInformation/Name/MiddleName"},
+            "LearnerAttendance": {"C": "@LearnerPersonalRefId", "D": "Nope/@X"},
+            "NoSuchObject": {"E": "X"},
+        }
+    )
+    assert column_problems("capita", target, paths_of) == [
+        "subscriber capita: column 'B': LearnerPersonal has no PersonalInformation/Name/MiddleName",
+        "subscriber capita: column 'D': LearnerAttendance has no Nope",
+        "subscriber capita: export names unknown object NoSuchObject",
+    ]
