@@ -262,8 +262,8 @@ class Webhooks(Protocol):
 class Exports(Protocol):
     """File subscribers' staged rows (one per copy) and the files cut from them."""
 
-    async def stage(self, record: StagedRowRecord) -> bool:
-        """Stage a copy's row; False when that copy is staged already (a re-sent copy)."""
+    async def stage(self, records: Sequence[StagedRowRecord]) -> None:
+        """Stage copies' rows; a copy staged already keeps its row (a re-sent copy)."""
         ...
 
     async def waiting(self, subscriber: str) -> tuple[int, datetime | None]:

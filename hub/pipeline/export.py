@@ -42,7 +42,7 @@ from hub.pipeline.dispatch import sleep_or_wake
 log = logging.getLogger("hub.export")
 # The columns every file starts with: the copy's id (de-duplicate on it), object and action.
 LEADING = ("copy_id", "object", "action")
-STAGE_CONCURRENCY = 16
+STAGE_CONCURRENCY = 200  # prefetch: copies in hand at once, staged in batches
 
 
 class CutConflict(Exception):
@@ -58,7 +58,11 @@ class ExportContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     uncovered_days: int = 30  # a file whose agreements are gone is kept this long
     staged: dict[str, asyncio.Event] = field(default_factory=dict)  # wakes each cutter
+    batcher: StageBatcher = field(init=False)
     status: dict[str, str] = field(default_factory=dict)  # per "file:<id>" task, readiness
+
+    def __post_init__(self) -> None:
+        self.batcher = StageBatcher(self.store)
 
     def wake(self, subscriber: str) -> asyncio.Event:
         return self.staged.setdefault(subscriber, asyncio.Event())
@@ -69,14 +73,6 @@ async def stage_copy(
 ) -> Settle:
     """Stage one copy as a row and say what becomes of it."""
     done = Settle(kind="done", attempts=copy.attempts, deferrals=copy.deferrals)
-    try:
-        acknowledged = await await_release(ctx.store, copy.message_id, ctx.push.disclosure_waits)
-    except StoreUnavailable:
-        return set_aside(ctx.push, copy)
-    if acknowledged is None:
-        return set_aside(ctx.push, copy, unreleased=True)
-    if acknowledged:  # already in a file: a re-sent duplicate
-        return done
     record = staged_row(subscriber, target, copy, ctx.files, ctx.clock())
     if record is None:
         # Config validation makes every released object exportable; this copy's agreement
@@ -88,12 +84,72 @@ async def stage_copy(
         )
         return done
     try:
-        async with ctx.store.transaction() as tx:
-            await tx.exports.stage(record)
+        outcome = await ctx.batcher.submit(record)
+        if outcome == UNRELEASED:
+            # Dispatch writes the row just after the publish confirm: wait as every route does.
+            waits = ctx.push.disclosure_waits
+            if await await_release(ctx.store, copy.message_id, waits) is None:
+                return set_aside(ctx.push, copy, unreleased=True)
+            outcome = await ctx.batcher.submit(record)
     except StoreUnavailable:
         return set_aside(ctx.push, copy)
-    ctx.wake(subscriber).set()
-    return done
+    if outcome == STAGED:
+        ctx.wake(subscriber).set()
+    return done  # staged, or acknowledged already (in a file: a re-sent duplicate)
+
+
+STAGED, ACKNOWLEDGED, UNRELEASED = "staged", "acknowledged", "unreleased"
+
+
+@dataclass
+class _Waiting:
+    record: StagedRowRecord
+    outcome: asyncio.Future[str]
+
+
+class StageBatcher:
+    """Stages the copies handled at the same moment in one transaction (is each released
+    yet, already acknowledged, then its row): one commit per batch instead of two per
+    copy. Each caller learns its copy's outcome, or the batch's StoreUnavailable."""
+
+    def __init__(self, store: Store, max_batch: int = 500) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._queue: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, record: StagedRowRecord) -> str:
+        waiting = _Waiting(record, asyncio.get_running_loop().create_future())
+        self._queue.append(waiting)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await waiting.outcome
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the copies handled together join the batch
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                try:
+                    outcomes = await self._commit([w.record for w in batch])
+                except Exception as exc:  # the batch failed as one: each waiter hears it
+                    for w in batch:
+                        if not w.outcome.done():
+                            w.outcome.set_exception(exc)
+                    continue
+                for w in batch:
+                    if not w.outcome.done():
+                        w.outcome.set_result(outcomes[w.record.copy_msg_id])
+        finally:
+            self._flusher = None
+
+    async def _commit(self, records: Sequence[StagedRowRecord]) -> dict[str, str]:
+        async with self._store.transaction() as tx:
+            released = await tx.disclosures.recorded([r.copy_msg_id for r in records])
+            await tx.exports.stage([r for r in records if released.get(r.copy_msg_id) is False])
+        outcomes = {True: ACKNOWLEDGED, False: STAGED, None: UNRELEASED}
+        return {r.copy_msg_id: outcomes[released.get(r.copy_msg_id)] for r in records}
 
 
 def staged_row(

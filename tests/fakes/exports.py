@@ -11,11 +11,9 @@ from tests.fakes.state import FakeRepo
 
 
 class FakeExports(FakeRepo):
-    async def stage(self, record: StagedRowRecord) -> bool:
-        if record.copy_msg_id in self._state.export_rows:
-            return False
-        self._state.export_rows[record.copy_msg_id] = record
-        return True
+    async def stage(self, records: Sequence[StagedRowRecord]) -> None:
+        for r in records:
+            self._state.export_rows.setdefault(r.copy_msg_id, r)
 
     async def waiting(self, subscriber: str) -> tuple[int, datetime | None]:
         rows = self._waiting(subscriber)

@@ -657,18 +657,17 @@ async def test_exports_stage_once_cut_once_and_purge_with_their_rows(any_store: 
     first, second = export_file(1, 2, 60), export_file(2, 1, 120)
     async with any_store.transaction() as tx:
         assert await tx.exports.waiting("capita") == (0, None)
-        assert await tx.exports.stage(staged("C2", 2))
-        assert await tx.exports.stage(staged("C1", 1))
-        assert not await tx.exports.stage(staged("C1", 3))  # a re-sent copy
-        assert await tx.exports.stage(staged("O1", 1, subscriber="other"))
-    async with any_store.transaction() as tx:
+        await tx.exports.stage([staged("C2", 2), staged("C1", 1)])
+        await tx.exports.stage([staged("C1", 3), staged("O1", 1, subscriber="other")])
+        await tx.exports.stage([])
+    async with any_store.transaction() as tx:  # C1 re-sent: it keeps its first row
         assert await tx.exports.waiting("capita") == (2, at(2))
         assert [r.copy_msg_id for r in await tx.exports.pending("capita", 10)] == ["C1", "C2"]
         assert await tx.exports.pending("capita", 1) == [staged("C1", 1)]
         assert await tx.exports.last_seq("capita") == 0
         assert await tx.exports.add_file(first, ["C1", "C2"]) == 2
     async with any_store.transaction() as tx:
-        assert await tx.exports.stage(staged("C3", 4))
+        await tx.exports.stage([staged("C3", 4)])
         assert await tx.exports.add_file(second, ["C1", "C3"]) == 1  # C1 is in a file already
         assert await tx.exports.waiting("capita") == (0, None)
         assert await tx.exports.last_seq("capita") == 2

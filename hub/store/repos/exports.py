@@ -14,13 +14,11 @@ from hub.store.repos.base import SqlRepo, chunks, from_row, values_of
 
 
 class SqlExports(SqlRepo):
-    async def stage(self, record: StagedRowRecord) -> bool:
-        statement = (
-            self._insert(export_rows)
-            .values(values_of(record))
-            .on_conflict_do_nothing(index_elements=["copy_msg_id"])
-        )
-        return (await self._execute(statement)).rowcount == 1
+    async def stage(self, records: Sequence[StagedRowRecord]) -> None:
+        if not records:
+            return
+        statement = self._insert(export_rows).on_conflict_do_nothing(index_elements=["copy_msg_id"])
+        await self._execute(statement, [values_of(r) for r in records])
 
     async def waiting(self, subscriber: str) -> tuple[int, datetime | None]:
         query = select(func.count(), func.max(export_rows.c.staged_at)).where(
