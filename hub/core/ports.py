@@ -290,6 +290,11 @@ class Exports(Protocol):
         """Delete the files' rows and their staged rows; returns the staged rows deleted."""
         ...
 
+    async def purge_waiting(self, staged_before: datetime, limit: int, dry_run: bool) -> int:
+        """Staged rows no file took before the cut-off (their subscriber no longer takes
+        files): deleted, or counted in a dry run."""
+        ...
+
 
 class Audit(Protocol):
     async def add(self, entry: AuditRecord) -> None: ...

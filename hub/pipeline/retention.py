@@ -11,6 +11,8 @@ still release them needs them; accountability records go after their own, longer
 - Export files (and their manifests and staged rows) once the longest retention of the
   agreements their rows were released under has passed: the file first, then its rows,
   so a failure in between is finished by the next run.
+- Staged export rows no file took (their subscriber no longer takes files) after
+  `uncovered_days`; their disclosure rows stay unacknowledged.
 Runs on a schedule in the hub and as `hub purge`; every run is audited with its counts;
 freed space is handed back to the file system on SQLite. Safe with several hubs on one
 PostgreSQL database (an advisory lock: one purges, the others skip the round).
@@ -95,6 +97,9 @@ async def _batch(
         if not await tx.retention.exclusive():
             return None
         routed = await tx.retention.purge_routed(now, limit, dry_run)
+        unfiled = await tx.exports.purge_waiting(
+            now - timedelta(days=policy.uncovered_days), limit, dry_run
+        )
         unrouted = await tx.retention.purge_unrouted(
             now - timedelta(days=policy.uncovered_days), limit, dry_run
         )
@@ -104,7 +109,7 @@ async def _batch(
             limit=limit,
             dry_run=dry_run,
         )
-    return routed + PurgeCounts(messages=unrouted) + records
+    return routed + PurgeCounts(messages=unrouted, export_rows=unfiled) + records
 
 
 async def run_purger(

@@ -53,6 +53,17 @@ class FakeExports(FakeRepo):
             self._state.export_files.pop(i, None)
         return len(rows)
 
+    async def purge_waiting(self, staged_before: datetime, limit: int, dry_run: bool) -> int:
+        rows = self._state.export_rows
+        old = sorted(
+            (r for r in rows.values() if r.export_id is None and r.staged_at < staged_before),
+            key=lambda r: r.staged_at,
+        )[:limit]
+        if not dry_run:
+            for r in old:
+                del rows[r.copy_msg_id]
+        return len(old)
+
     def _waiting(self, subscriber: str) -> list[StagedRowRecord]:
         rows = self._state.export_rows.values()
         return [r for r in rows if r.subscriber == subscriber and r.export_id is None]

@@ -680,6 +680,13 @@ async def test_exports_stage_once_cut_once_and_purge_with_their_rows(any_store: 
         assert await tx.exports.files("capita") == [second]
         assert await tx.exports.file(first.id) is None
         assert await tx.exports.waiting("other") == (1, at(1))
+        # A row no file took (its subscriber stopped taking files) goes after the cut-off.
+        assert await tx.exports.purge_waiting(at(1), 10, dry_run=False) == 0
+        assert await tx.exports.purge_waiting(at(2), 10, dry_run=True) == 1
+        assert await tx.exports.waiting("other") == (1, at(1))
+        assert await tx.exports.purge_waiting(at(2), 10, dry_run=False) == 1
+        assert await tx.exports.waiting("other") == (0, None)
+        assert await tx.exports.files("capita") == [second]  # filed rows are not touched
 
 
 async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> None:

@@ -194,3 +194,15 @@ async def test_retention_deletes_the_file_its_manifest_and_its_rows(tmp_path: Pa
     assert done is not None and (done.export_files, done.export_rows) == (1, 1)
     assert list(tmp_path.iterdir()) == []
     assert s.store.state.export_rows == {} and s.store.state.export_files == {}
+
+
+async def test_rows_no_file_took_are_purged_after_the_uncovered_period(tmp_path: Path) -> None:
+    s = setup(tmp_path)
+    await disclose(s, "C1")
+    await stage_copy(s.ctx, SUB, s.target, copy("C1", {"UPN": "A1"}))
+    policy = RetentionPolicy(uncovered_days=30)
+    kept = await purge(s.store, policy, T0 + timedelta(days=29), files=CsvFiles())
+    assert kept is not None and kept.export_rows == 0 and list(s.store.state.export_rows) == ["C1"]
+    gone = await purge(s.store, policy, T0 + timedelta(days=31), files=CsvFiles())
+    assert gone is not None and gone.export_rows == 1 and s.store.state.export_rows == {}
+    assert [d.acknowledged_at for d in s.store.state.disclosures] == [None]

@@ -83,3 +83,17 @@ class SqlExports(SqlRepo):
             deleted += (await self._execute(rows)).rowcount
             await self._execute(delete(export_files).where(export_files.c.id.in_(chunk)))
         return deleted
+
+    async def purge_waiting(self, staged_before: datetime, limit: int, dry_run: bool) -> int:
+        table = export_rows
+        query = (
+            select(table.c.copy_msg_id)
+            .where(table.c.export_id.is_(None), table.c.staged_at < staged_before)
+            .order_by(table.c.staged_at)
+            .limit(limit)
+        )
+        ids = [str(i) for i in (await self._execute(query)).scalars().all()]
+        if not dry_run:
+            for chunk in chunks(ids):
+                await self._execute(delete(table).where(table.c.copy_msg_id.in_(chunk)))
+        return len(ids)
