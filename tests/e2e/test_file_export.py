@@ -214,10 +214,14 @@ async def test_the_weekly_window_gives_one_file_holding_no_more_than_the_queue_r
 
         (made,) = await until(one_file, "the weekly file")
         mirror = await running.drain(MIRROR, expect=4)
+        content = (exports / made["file_name"]).read_bytes()
+        (exports / made["file_name"]).unlink()  # removed by hand: recorded, not on disk
+        gone = await running.admin("GET", f"/admin/exports/{made['id']}")
 
     assert before == []
+    assert gone.status_code == 410 and gone.json()["title"] == "Export file gone"
     assert made["counts"] == {"LearnerAttendance": 3, "LearnerExclusion": 1}
-    rows = rows_of((exports / made["file_name"]).read_bytes())
+    rows = rows_of(content)
     check_released_only(rows)
     # The file holds no more than the queue route: every non-empty cell's path is in the
     # mirror's copy of the same object (same agreement, same filter).
