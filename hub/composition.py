@@ -118,6 +118,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         policies.current,
         config.queue_prefix,
         batch=settings.dispatch_batch,
+        copy_batches=config.copy_batches(),
         idle_seconds=settings.dispatch_idle_seconds,
         idle_max_seconds=settings.dispatch_idle_max_seconds,
         clock=clock,

@@ -47,6 +47,13 @@ class AmqpDelivery(Strict):
     """The default: the LA service consumes its own queue with its own broker user."""
 
     type: Literal["amqp"] = "amqp"
+    batch: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Copies per AMQP message: above 1, copies dispatched together leave as "
+        "one SIF_CopyBatch of up to this many (README, 'Batched copies')",
+    )
 
 
 class WebhookDelivery(Strict):
@@ -136,6 +143,8 @@ class Subscriber(Strict):
     def _one_reader(self) -> Self:
         if self.pull_agent and self.delivery.type != "amqp":
             raise ValueError("a subscriber with a pull_agent is delivered by that agent")
+        if self.pull_agent and isinstance(self.delivery, AmqpDelivery) and self.delivery.batch > 1:
+            raise ValueError("a pull_agent takes one SIF_Event per message: no batch")
         return self
 
 
@@ -166,6 +175,14 @@ class HubConfig(Strict):
 
     def file_subscribers(self) -> list[tuple[Subscriber, FileDelivery]]:
         return [(s, s.delivery) for s in self.subscribers if isinstance(s.delivery, FileDelivery)]
+
+    def copy_batches(self) -> dict[str, int]:
+        """{subscriber: copies per AMQP message} for subscribers that take batches."""
+        return {
+            s.id: s.delivery.batch
+            for s in self.subscribers
+            if isinstance(s.delivery, AmqpDelivery) and s.delivery.batch > 1
+        }
 
     def webhook_subscribers(self) -> list[tuple[Subscriber, WebhookDelivery]]:
         return [

@@ -42,6 +42,9 @@ H_SCHOOL = "hub-school"
 H_AGREEMENT = "hub-agreement-id"
 H_AGREEMENT_VERSION = "hub-agreement-version"
 H_SUBSCRIBER = "hub-subscriber"
+# On a batch of copies (hub.pipeline.batches): how many copies it holds.
+H_BATCH_COUNT = "hub-batch-count"
+COPY_BATCH_TYPE = "SIF_CopyBatch"
 # Carried by a pushed copy through the retry queues (see hub.pipeline.deliver).
 H_ATTEMPTS = "hub-attempts"
 H_DEFERRALS = "hub-deferrals"

@@ -36,6 +36,7 @@ from hub.core.ports import (
 )
 from hub.core.records import DisclosureRecord, HeldRecord, OutboxRecord
 from hub.core.retry import RetryPolicy, compute_backoff
+from hub.pipeline.batches import publish_copies
 from hub.pipeline.offload import Offload
 from hub.sif.build import copy_msg_id, event_copy
 from hub.sif.facts import values_at
@@ -72,6 +73,8 @@ class DispatchContext:
     # Planning a batch (parse, decide, filter each copy) holding large objects runs in a
     # worker thread, bounded like ingest's parsing (the same Offload in a composed hub).
     offload: Offload = field(default_factory=Offload)
+    # {subscriber: copies per AMQP message} for those that take batches (hub.pipeline.batches).
+    copy_batches: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,7 +216,7 @@ async def dispatch_once(ctx: DispatchContext) -> int:
         ctx,
     )
     outgoing = [r.outgoing for p in planned for r in p.releases]
-    results = await ctx.publisher.publish_batch(outgoing) if outgoing else []
+    results = await publish_copies(ctx.publisher, outgoing, ctx.copy_batches)
     await _settle(ctx, planned, results)
     return len(items)
 

@@ -19,6 +19,7 @@ from hub.core.policy import HOLD_SCHEDULE, Policy, decide
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
 from hub.core.records import AuditRecord, HeldRecord, OutboxRecord
 from hub.core.retry import compute_backoff
+from hub.pipeline.batches import publish_copies
 from hub.pipeline.dispatch import (
     DispatchContext,
     Identity,
@@ -89,7 +90,9 @@ async def _release_once(ctx: DispatchContext, limit: int) -> int:
         (h, records[h.outbox_id], _plan(h, records[h.outbox_id], policy, who, ctx)) for h in due
     ]
     ready = [(h, r, p) for h, r, p in plans if isinstance(p, Release) and r is not None]
-    results = await ctx.publisher.publish_batch([p.outgoing for _, _, p in ready])
+    results = await publish_copies(
+        ctx.publisher, [p.outgoing for _, _, p in ready], ctx.copy_batches
+    )
     await _settle(ctx, plans, ready, results, who, now)
     return len(due)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -115,3 +116,23 @@ def event_copy(
     holder.set("Action", action)
     holder.append(element)
     return etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+
+
+COPY_BATCH_NS = "urn:sifhub:copy-batch:1"
+
+
+def copy_batch(msg_id: str, copies: list[tuple[dict[str, str], bytes]]) -> bytes:
+    """One SIF_CopyBatch: each Copy carries the AMQP headers the copy would have had alone
+    (as attributes) around the whole SIF_Message as it would leave alone (its own SIF_MsgId,
+    object and action). The messages are the hub's own serialised output, so they are
+    joined as bytes rather than parsed again."""
+    # A prefix, not a default namespace, so the copies keep exactly their own namespaces.
+    head = f'<b:SIF_CopyBatch xmlns:b="{COPY_BATCH_NS}" MsgId="{msg_id}" Count="{len(copies)}">'
+    parts = [head.encode()]
+    for headers, body in copies:
+        if body.startswith(b"<?xml"):
+            body = body[body.index(b"?>") + 2 :].lstrip()
+        attrs = "".join(f" {name}={quoteattr(value)}" for name, value in sorted(headers.items()))
+        parts += [f"<b:Copy{attrs}>".encode(), body, b"</b:Copy>"]
+    parts.append(b"</b:SIF_CopyBatch>")
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + b"".join(parts)

@@ -1,7 +1,9 @@
 """An LA service's side: reads the filtered copies from its own queue over AMQP.
 
 URL form: amqp://user:pass@host:port/vhost; queue name from GET /admin/subscribers.
-Each copy is a SIF_Message/SIF_Event; de-duplicate on the AMQP message_id.
+Each copy is a SIF_Message/SIF_Event; de-duplicate on the AMQP message_id. A subscriber
+that takes batches (`delivery: {type: amqp, batch: N}`) gets SIF_CopyBatch messages; `drain`
+splits them, so callers see copies either way.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import aio_pika
 from lxml import etree
 
 from hub.core.envelope import SIF_UK_NS
+from hub.core.naming import COPY_BATCH_TYPE
 
 _NS = {"s": SIF_UK_NS}
+BATCH_NS = "urn:sifhub:copy-batch:1"
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Received:
     headers: dict[str, Any]
     body: bytes
     delivery_mode: int | None
+    batch_id: str | None = None  # the SIF_CopyBatch this copy came in, if any
 
     @property
     def object(self) -> etree._Element:
@@ -67,13 +72,14 @@ async def drain(
                     return got
                 await asyncio.sleep(0.05)
                 continue
-            got.append(
+            got += copies(
                 Received(
                     message.message_id or "",
                     dict(message.headers or {}),
                     message.body,
                     message.delivery_mode,
-                )
+                ),
+                message.type,
             )
             await message.ack()
 
@@ -85,3 +91,24 @@ async def delete_queues(amqp_url: str, names: list[str]) -> None:
         channel = await connection.channel()
         for name in names:
             await channel.queue_delete(name)
+
+
+def copies(message: Received, amqp_type: str | None) -> list[Received]:
+    """The copies a message carries: itself, or each Copy of a SIF_CopyBatch, with the
+    headers it would have had alone and its own SIF_MsgId as message id."""
+    if amqp_type != COPY_BATCH_TYPE:
+        return [message]
+    out = []
+    for copy in etree.fromstring(message.body).iterchildren(f"{{{BATCH_NS}}}Copy"):
+        sif = copy[0]
+        msg_id = sif.findtext("s:SIF_Event/s:SIF_Header/s:SIF_MsgId", namespaces=_NS) or ""
+        out.append(
+            Received(
+                msg_id,
+                {str(k): str(v) for k, v in copy.attrib.items()},
+                etree.tostring(sif),
+                message.delivery_mode,
+                batch_id=message.message_id,
+            )
+        )
+    return out
