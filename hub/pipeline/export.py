@@ -355,14 +355,24 @@ async def run_cutter(
     async def loop() -> None:
         while not stop.is_set():
             wake.clear()
-            try:
-                await cut_once(ctx, subscriber, target)
-            except (StoreUnavailable, CutConflict, OSError) as exc:
-                error = type(exc).__name__
-                log.warning("export.cut_failed subscriber=%s error=%s", subscriber, error)
+            await cut_and_report(ctx, subscriber, target)
             await sleep_or_wake(wake, stop, poll)
 
     await _tracked(ctx, f"export:{subscriber}", loop())
+
+
+async def cut_and_report(ctx: ExportContext, subscriber: str, target: FileDelivery) -> None:
+    """One look by the cutter; readiness says `failing` while files cannot be written (a
+    directory gone or read-only, the database away) and `running` once one can."""
+    name = f"export:{subscriber}"
+    try:
+        await cut_once(ctx, subscriber, target)
+    except (StoreUnavailable, CutConflict, OSError) as exc:
+        ctx.status[name] = "failing"
+        error = type(exc).__name__
+        log.warning("export.cut_failed subscriber=%s error=%s", subscriber, error)
+        return
+    ctx.status[name] = "running"
 
 
 async def _tracked(ctx: ExportContext, name: str, work: Coroutine[Any, Any, None]) -> None:

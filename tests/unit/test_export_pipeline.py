@@ -21,7 +21,7 @@ from hub.core.ports import Delivered
 from hub.core.records import DisclosureRecord
 from hub.core.retry import RetryLadder
 from hub.pipeline.deliver import PushContext
-from hub.pipeline.export import ExportContext, cut_once, stage_copy
+from hub.pipeline.export import ExportContext, cut_and_report, cut_once, stage_copy
 from hub.pipeline.retention import RetentionPolicy, purge
 from tests.fakes import FakeStore
 from tests.unit.test_file_export import copy_of
@@ -206,3 +206,23 @@ async def test_rows_no_file_took_are_purged_after_the_uncovered_period(tmp_path:
     gone = await purge(s.store, policy, T0 + timedelta(days=31), files=CsvFiles())
     assert gone is not None and gone.export_rows == 1 and s.store.state.export_rows == {}
     assert [d.acknowledged_at for d in s.store.state.disclosures] == [None]
+
+
+async def test_a_directory_that_cannot_be_written_keeps_the_rows_and_shows_failing(
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the export directory should be")
+    s = setup(blocked)
+    await disclose(s, "C1")
+    await stage_copy(s.ctx, SUB, s.target, copy("C1", {"UPN": "A1"}))
+    s.clock.advance(5)
+    await cut_and_report(s.ctx, SUB, s.target)
+    assert s.ctx.status[f"export:{SUB}"] == "failing"
+    assert s.store.state.export_files == {}
+    assert [d.acknowledged_at for d in s.store.state.disclosures] == [None]
+    blocked.unlink()  # ops fix the directory: the same rows go into the next file
+    await cut_and_report(s.ctx, SUB, s.target)
+    assert s.ctx.status[f"export:{SUB}"] == "running"
+    (made,) = s.store.state.export_files.values()
+    assert made.rows == 1 and (blocked / made.file_name).is_file()
