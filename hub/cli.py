@@ -114,11 +114,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     from hub.pipeline.agreements import AgreementInvalid
+    from hub.pipeline.export import ExportSpecInvalid
 
     try:
         with _runner(settings) as runner:
             runner.run(serve(settings, config))
-    except AgreementInvalid as exc:
+    except (AgreementInvalid, ExportSpecInvalid) as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     except UnsafeToServe as exc:

@@ -30,7 +30,7 @@ from hub.pipeline.agreements import load_policy, sync_config
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
-from hub.pipeline.export import ExportContext, run_cutter, run_stager
+from hub.pipeline.export import ExportContext, check_columns, run_cutter, run_stager
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
@@ -97,6 +97,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     """Open the database (migrating it) and the broker; a broker that is down is retried in
     the background while agents keep being acked from the outbox."""
     schemas = load_schemas()
+    check_columns([(s.id, t) for s, t in config.file_subscribers()], schemas.element_paths)
     store = await open_store(settings.resolved_database_url(), pool=pool_settings(settings))
     publisher = AmqpPublisher(
         settings.amqp_url, timeout=settings.publish_timeout_seconds, prefix=config.queue_prefix

@@ -39,6 +39,8 @@ from hub.core.records import AuditRecord, ExportFileRecord, StagedRowRecord
 from hub.pipeline.deliver import PushContext, await_release, set_aside
 from hub.pipeline.dispatch import sleep_or_wake
 
+PathsOf = Callable[[str], frozenset[str]]
+
 log = logging.getLogger("hub.export")
 # The columns every file starts with: the copy's id (de-duplicate on it), object and action.
 LEADING = ("copy_id", "object", "action")
@@ -47,6 +49,21 @@ STAGE_CONCURRENCY = 200  # prefetch: copies in hand at once, staged in batches
 
 class CutConflict(Exception):
     """Another hub put some of these rows in a file first."""
+
+
+class ExportSpecInvalid(ValueError):
+    """A file subscriber's columns name what the schemas do not have: refused at start,
+    since such a column would be empty in every file."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def check_columns(subscribers: Sequence[tuple[str, FileDelivery]], paths_of: PathsOf) -> None:
+    problems = [p for sub, target in subscribers for p in column_problems(sub, target, paths_of)]
+    if problems:
+        raise ExportSpecInvalid(problems)
 
 
 @dataclass
@@ -173,9 +190,7 @@ def staged_row(
     )
 
 
-def column_problems(
-    subscriber: str, target: FileDelivery, paths_of: Callable[[str], frozenset[str]]
-) -> list[str]:
+def column_problems(subscriber: str, target: FileDelivery, paths_of: PathsOf) -> list[str]:
     """Columns naming an object or an element the hub's schemas do not know (an attribute
     is checked as far as its element)."""
     out = []

@@ -12,17 +12,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from adapters.file_export import CsvFiles
+from hub.composition import build_hub
 from hub.core import naming
-from hub.core.config import FileDelivery
+from hub.core.config import FileDelivery, HubConfig
 from hub.core.envelope import Action
 from hub.core.policy import Policy
 from hub.core.ports import Delivered
 from hub.core.records import DisclosureRecord
 from hub.core.retry import RetryLadder
 from hub.pipeline.deliver import PushContext
-from hub.pipeline.export import ExportContext, cut_and_report, cut_once, stage_copy
+from hub.pipeline.export import (
+    ExportContext,
+    ExportSpecInvalid,
+    cut_and_report,
+    cut_once,
+    stage_copy,
+)
 from hub.pipeline.retention import RetentionPolicy, purge
+from hub.settings import Settings
 from tests.fakes import FakeStore
 from tests.unit.test_file_export import copy_of
 
@@ -226,3 +236,26 @@ async def test_a_directory_that_cannot_be_written_keeps_the_rows_and_shows_faili
     assert s.ctx.status[f"export:{SUB}"] == "running"
     (made,) = s.store.state.export_files.values()
     assert made.rows == 1 and (blocked / made.file_name).is_file()
+
+
+async def test_a_hub_refuses_to_start_with_a_column_the_schemas_do_not_know(
+    tmp_path: Path,
+) -> None:
+    raw = {
+        "zones": ["z"],
+        "subscribers": [
+            {
+                "id": SUB,
+                "name": "Capita ONE",
+                "delivery": {
+                    "type": "file",
+                    "directory": str(tmp_path),
+                    "export": {"LearnerPersonal": {"Middle": "PersonalInformation/Name/Middle"}},
+                },
+            }
+        ],
+    }
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/h.db")
+    with pytest.raises(ExportSpecInvalid, match="LearnerPersonal has no PersonalInformation"):
+        await build_hub(settings, HubConfig.model_validate(raw))
+    assert not (tmp_path / "h.db").exists()  # refused before anything was touched
