@@ -3,6 +3,7 @@ docstring naming its features and its configuration or URL form. Adapters change
 transport, never policy: what leaves is decided and filtered before an adapter sees it.
 
 - webhook.py: push each released copy over HTTPS, signed the Standard Webhooks way.
+- json_feed.py: the one SIF XML -> JSON mapping of the pull feed (GET /api/v1/feeds/{id}).
 
 The simulated school agent, sample data and demo LA consumer live in hub/simulate/.
 """

@@ -24,7 +24,6 @@ from adapters.file_export import CsvFiles
 from hub.core import naming
 from hub.core.config import FileDelivery
 from hub.core.envelope import HUB_VERSION, SIF_UK_NS, Action
-from hub.core.policy import Policy
 from hub.core.ports import Delivered, PushResult
 from hub.core.records import DisclosureRecord
 from hub.core.retry import RetryLadder
@@ -73,7 +72,7 @@ async def run(copies: int, in_flight: int) -> None:
     tmp = Path(tempfile.mkdtemp())
     store = await open_store(f"sqlite+aiosqlite:///{tmp}/hub.db")
     push = PushContext(store, _NoPusher(), RetryLadder(), lambda: T0, disclosure_waits=())
-    ctx = ExportContext(store, CsvFiles(), push, Policy, lambda: T0)
+    ctx = ExportContext(store, CsvFiles(), push, lambda agreement, version: 365, lambda: T0)
     raw = {"type": "file", "directory": str(tmp / "out"), "max_rows": copies}
     target = FileDelivery.model_validate({**raw, "export": {"LearnerPersonal": COLUMNS}})
     headers = {

@@ -31,6 +31,7 @@ from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monito
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
 from hub.pipeline.export import ExportContext, check_columns, run_cutter, run_stager
+from hub.pipeline.feed import FeedContext, run_feed
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
 from hub.pipeline.release import run_releaser
@@ -88,6 +89,7 @@ class Hub:
     push: PushContext
     deliveries: AmqpDeliveries
     exports: ExportContext
+    feeds: FeedContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
@@ -151,13 +153,18 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         secrets=secrets,
         pusher=pusher,
         push=push,
+        feeds=FeedContext(
+            store,
+            functools.partial(feed_retention_days, policies, settings.retention_uncovered_days),
+            ladder,
+            clock,
+        ),
         exports=ExportContext(
             store,
             CsvFiles(),
             push,
-            policies.current,
+            functools.partial(feed_retention_days, policies, settings.retention_uncovered_days),
             clock,
-            uncovered_days=settings.retention_uncovered_days,
         ),
         deliveries=AmqpDeliveries(
             settings.amqp_url,
@@ -186,6 +193,16 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         hub.broker_users = BrokerUsers(target, prefix=config.queue_prefix)
         hub.broker_users_status = "pending"
     return hub
+
+
+def feed_retention_days(
+    policies: PolicyHolder, default_days: int, agreement_id: str, version: int
+) -> int:
+    """How long a copy released under this agreement version is kept in a feed: the
+    version's retention_days (the hub-wide default if the version is unknown)."""
+    state = next((a for a in policies.current().agreements if a.agreement_id == agreement_id), None)
+    found = [v for v in (state.versions if state else ()) if v.spec.version == version]
+    return found[0].spec.retention_days if found else default_days
 
 
 def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
@@ -233,6 +250,9 @@ async def start(hub: Hub) -> None:
         run(f"file:{subscriber.id}", stage)
         cut = functools.partial(run_cutter, hub.exports, subscriber.id, files, hub.stop)
         run(f"export:{subscriber.id}", cut)
+    for subscriber, api in hub.config.api_subscribers():
+        keep = functools.partial(run_feed, hub.feeds, hub.deliveries, subscriber.id, api, hub.stop)
+        run(f"feed:{subscriber.id}", keep)
 
 
 def pool_settings(settings: Settings) -> PoolSettings:

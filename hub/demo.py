@@ -252,7 +252,9 @@ async def _suppression(
 
 
 async def _subject_access(client: httpx.AsyncClient, p: data.Learner) -> None:
-    report = (await client.get("/admin/disclosures", params={"upn": p.upn}, headers=ADMIN)).json()
+    report = (
+        await client.post("/admin/disclosures/search", json={"upn": p.upn}, headers=ADMIN)
+    ).json()
     print(f"-- Subject access report for one child: {report['count']} disclosures --")
     for row in report["disclosures"][:6]:
         print(

@@ -38,6 +38,10 @@ class Named(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
 
+class Revoked(BaseModel):
+    revoked: bool
+
+
 class UserToken(BaseModel):
     name: str
     token: str = Field(description="Shown once: the hub keeps only its hash")
@@ -60,10 +64,11 @@ async def list_users(hub: HubDep, _: AdminRoleDep) -> list[AdminUser]:
     ]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=UserToken)
 async def add_user(
     body: NewUser, hub: HubDep, actor: AdminRoleDep, response: Response
 ) -> UserToken:
+    """A named user with a role; the token is shown once, in this answer."""
     token = await _mint()
     try:
         async with hub.store.transaction() as tx:
@@ -81,7 +86,7 @@ async def add_user(
     return _once(response, user.name, token)
 
 
-@router.post("/rotate")
+@router.post("/rotate", response_model=UserToken)
 async def rotate(body: Named, hub: HubDep, actor: AdminRoleDep, response: Response) -> UserToken:
     """A new token for the user; the old one is refused from now on."""
     token = await _mint()
@@ -99,14 +104,14 @@ async def rotate(body: Named, hub: HubDep, actor: AdminRoleDep, response: Respon
     return _once(response, admin_name(body.name), token)
 
 
-@router.post("/revoke")
-async def revoke(body: Named, hub: HubDep, actor: AdminRoleDep) -> dict[str, bool]:
+@router.post("/revoke", response_model=Revoked)
+async def revoke(body: Named, hub: HubDep, actor: AdminRoleDep) -> Revoked:
     """Refuse the user's token for good; the name is not reused."""
     async with hub.store.transaction() as tx:
         revoked = await admin_users.revoke(tx, body.name, actor=actor, now=hub.clock())
     if not revoked:
         raise _no_active_user()
-    return {"revoked": True}
+    return Revoked(revoked=True)
 
 
 async def _mint() -> IssuedToken:

@@ -13,12 +13,13 @@ from hub.api.admin_auth import DpoDep, OperatorDep, OperatorOrDpoDep
 from hub.api.deps import HubDep
 from hub.api.problems import Problem
 from hub.composition import policy_changed
-from hub.core.agreements.lifecycle import Transition, TransitionError, standing
-from hub.core.agreements.model import Laestab, PupilAccess
+from hub.core.agreements.diff import ObjectDiff
+from hub.core.agreements.lifecycle import Standing, Transition, TransitionError, standing
+from hub.core.agreements.model import Agreement, Laestab, PupilAccess
 from hub.core.errors import SifError
-from hub.core.records import ApprovalRecord
+from hub.core.records import ApprovalRecord, LifecycleRecord
 from hub.pipeline import agreements as service
-from hub.pipeline.preview import preview
+from hub.pipeline.preview import PreviewCopy, preview
 
 router = APIRouter(prefix="/admin/agreements")
 
@@ -46,14 +47,109 @@ class PreviewRequest(BaseModel):
     version: int | None = Field(default=None, ge=1)
 
 
+class AgreementSummary(BaseModel):
+    id: str
+    title: str
+    latest_version: int
+    status: str = Field(description="draft, live, suspended, terminating or terminated, now")
+    reason: str
+    warning: str = Field(description="e.g. a review falling due within 30 days")
+    recipients: list[str]
+    review_due: datetime | None
+    schools: list[str] = Field(description="Schools that have approved some version")
+    held: dict[str, int] = Field(description="Copies held per reason (window, suspension, ...)")
+
+
+class VersionOut(BaseModel):
+    version: int
+    created_at: datetime
+    created_by: str
+    widens: bool
+    widened_for: list[str] | None = Field(
+        description="Recipients whose scope this version widens (each needs re-approval)"
+    )
+    body: dict[str, Any] = Field(description="The agreement as submitted (see POST)")
+
+
+class PupilCount(BaseModel):
+    school: str
+    mode: str = Field(description="all, all_except or only")
+    count: int
+
+
+class AgreementDetail(BaseModel):
+    id: str
+    lifecycle: LifecycleRecord
+    standing: Standing
+    versions: list[VersionOut]
+    approvals: list[ApprovalRecord]
+    pupils: list[PupilCount]
+
+
+class VersionAdded(BaseModel):
+    id: str
+    version: int
+    widens: bool
+    widened_for: list[str] | None
+    created: bool = Field(description="False when the same version was already there")
+
+
+class LifecycleChanged(BaseModel):
+    id: str
+    status: str | None
+
+
+class HeldDecided(BaseModel):
+    id: str
+    decision: Literal["release", "discard"]
+    copies: int
+
+
+class RecipientDiffOut(BaseModel):
+    widens: bool
+    gained: bool
+    lost: bool
+    cohort_relaxed: bool
+    objects: dict[str, ObjectDiff]
+
+
+class DiffOut(BaseModel):
+    id: str
+    from_version: int | None = Field(serialization_alias="from")
+    to: int
+    widens: bool
+    recipients_gained: list[str]
+    recipients_lost: list[str]
+    objects: dict[str, ObjectDiff]
+    widened_for: list[str]
+    recipients: dict[str, RecipientDiffOut] = Field(description="Each recipient's own scope")
+
+
+class PreviewOut(BaseModel):
+    id: str
+    school: str
+    copies: list[PreviewCopy]
+
+
+# The request body is validated by the service (its problems come back as one 422 listing
+# each), so the route takes it raw; the document still shows the agreement's schema.
+AGREEMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": Agreement.model_json_schema()}},
+    }
+}
+
+
 def _invalid(exc: service.AgreementInvalid) -> Problem:
     return Problem(
         422, "Invalid agreement", str(exc), agreement=exc.agreement_id, problems=exc.problems
     )
 
 
-@router.get("")
-async def list_agreements(hub: HubDep, _: OperatorOrDpoDep) -> list[dict[str, Any]]:
+@router.get("", response_model=list[AgreementSummary])
+async def list_agreements(hub: HubDep, _: OperatorOrDpoDep) -> list[AgreementSummary]:
+    """Every agreement's latest version and where it stands now."""
     policy = hub.policies.current()
     async with hub.store.transaction() as tx:
         held = await tx.held.summary()
@@ -62,25 +158,26 @@ async def list_agreements(hub: HubDep, _: OperatorOrDpoDep) -> list[dict[str, An
     ]
 
 
-def _summary(state: Any, now: datetime, held: dict[str, int]) -> dict[str, Any]:
+def _summary(state: Any, now: datetime, held: dict[str, int]) -> AgreementSummary:
     latest = state.versions[-1].spec
     now_standing = standing(state.lifecycle, now)
-    return {
-        "id": latest.id,
-        "title": latest.title,
-        "latest_version": latest.version,
-        "status": now_standing.status.value,
-        "reason": now_standing.reason,
-        "warning": now_standing.warning,
-        "recipients": latest.recipients,
-        "review_due": state.lifecycle.review_due,
-        "schools": sorted(state.approvals),
-        "held": held,
-    }
+    return AgreementSummary(
+        id=latest.id,
+        title=latest.title,
+        latest_version=latest.version,
+        status=now_standing.status.value,
+        reason=now_standing.reason,
+        warning=now_standing.warning,
+        recipients=latest.recipients,
+        review_due=state.lifecycle.review_due,
+        schools=sorted(state.approvals),
+        held=held,
+    )
 
 
-@router.get("/{agreement_id}")
-async def get_agreement(agreement_id: str, hub: HubDep, _: OperatorOrDpoDep) -> dict[str, Any]:
+@router.get("/{agreement_id}", response_model=AgreementDetail)
+async def get_agreement(agreement_id: str, hub: HubDep, _: OperatorOrDpoDep) -> AgreementDetail:
+    """One agreement: lifecycle, every version, school approvals and pupil-list sizes."""
     async with hub.store.transaction() as tx:
         versions = await tx.agreements.versions(agreement_id)
         lifecycle = next(
@@ -90,30 +187,32 @@ async def get_agreement(agreement_id: str, hub: HubDep, _: OperatorOrDpoDep) -> 
         pupils = await tx.privacy.pupil_access(agreement_id)
     if not versions or lifecycle is None:
         raise Problem(404, "Unknown agreement", f"No agreement {agreement_id!r}")
-    return {
-        "id": agreement_id,
-        "lifecycle": vars(lifecycle),
-        "standing": vars(standing(lifecycle, hub.clock())),
-        "versions": [
-            {
-                "version": v.version,
-                "created_at": v.created_at,
-                "created_by": v.created_by,
-                "widens": v.widens,
-                "widened_for": None if v.widened_for is None else sorted(v.widened_for),
-                "body": v.body,
-            }
+    return AgreementDetail(
+        id=agreement_id,
+        lifecycle=lifecycle,
+        standing=standing(lifecycle, hub.clock()),
+        versions=[
+            VersionOut(
+                version=v.version,
+                created_at=v.created_at,
+                created_by=v.created_by,
+                widens=v.widens,
+                widened_for=None if v.widened_for is None else sorted(v.widened_for),
+                body=v.body,
+            )
             for v in versions
         ],
-        "approvals": [vars(a) for a in approvals],
-        "pupils": [{"school": p.laestab, "mode": p.mode, "count": len(p.learners)} for p in pupils],
-    }
+        approvals=list(approvals),
+        pupils=[PupilCount(school=p.laestab, mode=p.mode, count=len(p.learners)) for p in pupils],
+    )
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=VersionAdded, openapi_extra=AGREEMENT_BODY)
 async def add_version(
     hub: HubDep, actor: DpoDep, body: Annotated[dict[str, Any], Body()]
-) -> dict[str, Any]:
+) -> VersionAdded:
+    """Add an agreement, or a new version of one. A version that widens a recipient's scope
+    flows to that recipient only once each school has approved it."""
     try:
         spec = service.parse_agreement(body)
         _check_references(hub, spec)
@@ -124,13 +223,13 @@ async def add_version(
     except service.AgreementInvalid as exc:
         raise _invalid(exc) from None
     await policy_changed(hub)
-    return {
-        "id": record.agreement_id,
-        "version": record.version,
-        "widens": record.widens,
-        "widened_for": None if record.widened_for is None else sorted(record.widened_for),
-        "created": new,
-    }
+    return VersionAdded(
+        id=record.agreement_id,
+        version=record.version,
+        widens=record.widens,
+        widened_for=None if record.widened_for is None else sorted(record.widened_for),
+        created=new,
+    )
 
 
 def _check_references(hub: Any, spec: Any) -> None:
@@ -148,10 +247,12 @@ def _check_references(hub: Any, spec: Any) -> None:
         raise service.AgreementInvalid(spec.id, problems)
 
 
-@router.post("/{agreement_id}/lifecycle")
+@router.post("/{agreement_id}/lifecycle", response_model=LifecycleChanged)
 async def change_lifecycle(
     agreement_id: str, change: LifecycleChange, hub: HubDep, actor: OperatorOrDpoDep
-) -> dict[str, Any]:
+) -> LifecycleChanged:
+    """Go live, suspend (30 days by default, on a breach), reinstate, give notice
+    (terminated after 30 days by default) or record a review (sets the next review date)."""
     try:
         async with hub.store.transaction() as tx:
             found = await service.change_lifecycle(
@@ -170,13 +271,16 @@ async def change_lifecycle(
     await policy_changed(hub)
     policy = hub.policies.current()
     now_standing = policy.standing(agreement_id)
-    return {"id": agreement_id, "status": now_standing.status.value if now_standing else None}
+    return LifecycleChanged(
+        id=agreement_id, status=now_standing.status.value if now_standing else None
+    )
 
 
-@router.post("/{agreement_id}/approvals", status_code=201)
+@router.post("/{agreement_id}/approvals", status_code=201, response_model=ApprovalRecord)
 async def approve(
     agreement_id: str, approval: Approval, hub: HubDep, actor: DpoDep
-) -> dict[str, Any]:
+) -> ApprovalRecord:
+    """Record a school's receipt: who approved which version, and when."""
     async with hub.store.transaction() as tx:
         versions = {v.version for v in await tx.agreements.versions(agreement_id)}
         if approval.version not in versions:
@@ -196,25 +300,26 @@ async def approve(
         )
         await service.approve(tx, record, actor=actor, now=hub.clock())
     await policy_changed(hub)
-    return vars(record)
+    return record
 
 
-@router.put("/{agreement_id}/schools/{laestab}/pupils")
+@router.put("/{agreement_id}/schools/{laestab}/pupils", response_model=PupilCount)
 async def set_pupils(
     agreement_id: str, laestab: str, access: PupilAccess, hub: HubDep, actor: DpoDep
-) -> dict[str, Any]:
+) -> PupilCount:
+    """A school's choice of pupils under this agreement: all, all except, or only these."""
     async with hub.store.transaction() as tx:
         if not await tx.agreements.versions(agreement_id):
             raise Problem(404, "Unknown agreement", f"No agreement {agreement_id!r}")
         await service.set_pupils(tx, agreement_id, laestab, access, actor=actor, now=hub.clock())
     await policy_changed(hub)
-    return {"school": laestab, "mode": access.mode, "count": len(access.learners)}
+    return PupilCount(school=laestab, mode=access.mode, count=len(access.learners))
 
 
-@router.post("/{agreement_id}/held")
+@router.post("/{agreement_id}/held", response_model=HeldDecided)
 async def decide_held(
     agreement_id: str, decision: HeldDecision, hub: HubDep, actor: OperatorDep
-) -> dict[str, Any]:
+) -> HeldDecided:
     """Release or discard what a suspension held: decided once the suspension has ended."""
     now_standing = hub.policies.current().standing(agreement_id)
     if now_standing is None:
@@ -230,48 +335,52 @@ async def decide_held(
             tx, agreement_id, decision.decision, actor=actor, now=hub.clock()
         )
     await policy_changed(hub)
-    return {"id": agreement_id, "decision": decision.decision, "copies": count}
+    return HeldDecided(id=agreement_id, decision=decision.decision, copies=count)
 
 
-@router.get("/{agreement_id}/diff")
+@router.get("/{agreement_id}/diff", response_model=DiffOut)
 async def diff(
     agreement_id: str,
     hub: HubDep,
     _: OperatorOrDpoDep,
     to_version: int,
     from_version: int | None = None,
-) -> dict[str, Any]:
+) -> DiffOut:
+    """What a version gains and loses against another (or the one before), per recipient:
+    elements, actions, filters and cohorts; `widened_for` need the schools' re-approval."""
     result = await service.version_diff(
         hub.store, agreement_id, from_version, to_version, hub.schemas.element_paths
     )
     if result is None:
         raise Problem(404, "Unknown agreement version", f"{agreement_id!r} lacks that version")
-    return {
-        "id": agreement_id,
-        "from": from_version,
-        "to": to_version,
-        "widens": result.widens,
-        "recipients_gained": result.recipients_gained,
-        "recipients_lost": result.recipients_lost,
-        "objects": {name: vars(d) for name, d in result.objects.items()},
-        "widened_for": sorted(result.widened_for),
-        "recipients": {
-            r: {
-                "widens": d.widens,
-                "gained": d.gained,
-                "lost": d.lost,
-                "cohort_relaxed": d.cohort_relaxed,
-                "objects": {name: vars(o) for name, o in d.objects.items()},
-            }
+    return DiffOut(
+        id=agreement_id,
+        from_version=from_version,
+        to=to_version,
+        widens=result.widens,
+        recipients_gained=result.recipients_gained,
+        recipients_lost=result.recipients_lost,
+        objects=result.objects,
+        widened_for=sorted(result.widened_for),
+        recipients={
+            r: RecipientDiffOut(
+                widens=d.widens,
+                gained=d.gained,
+                lost=d.lost,
+                cohort_relaxed=d.cohort_relaxed,
+                objects=d.objects,
+            )
             for r, d in result.recipients.items()
         },
-    }
+    )
 
 
-@router.post("/{agreement_id}/preview")
+@router.post("/{agreement_id}/preview", response_model=PreviewOut)
 async def preview_copies(
     agreement_id: str, request: PreviewRequest, hub: HubDep, _: OperatorOrDpoDep
-) -> dict[str, Any]:
+) -> PreviewOut:
+    """Each recipient's copy of a sample message under a version (default: the latest),
+    or why it would be held; nothing is stored or sent."""
     try:
         copies = await preview(
             hub.store,
@@ -293,4 +402,4 @@ async def preview_copies(
         ) from None
     if copies is None:
         raise Problem(404, "Unknown agreement version", f"{agreement_id!r} lacks that version")
-    return {"id": agreement_id, "school": request.school, "copies": [vars(c) for c in copies]}
+    return PreviewOut(id=agreement_id, school=request.school, copies=copies)

@@ -10,8 +10,10 @@ from hub.api import (
     agreement_routes,
     broker_routes,
     export_routes,
+    feed_routes,
     held_routes,
     metrics_routes,
+    openapi,
     ops_routes,
     outbox_routes,
     privacy_routes,
@@ -42,6 +44,7 @@ def create_app(hub: Hub) -> FastAPI:
         max_concurrent=settings.auth_max_concurrent,
     )
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
     app.include_router(ops_routes.router, tags=["Operations"])
@@ -49,6 +52,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(webhook_routes.router, tags=["Webhook delivery"])
     app.include_router(export_routes.router, tags=["File exports"])
+    app.include_router(feed_routes.router, tags=["JSON feeds (pull)"])
+    app.include_router(feed_routes.admin_router, tags=["JSON feeds (pull)"])
     app.include_router(agreement_routes.router, tags=["Agreements"])
     app.include_router(held_routes.router, tags=["Held copies"])
     app.include_router(outbox_routes.router, tags=["Outbox"])

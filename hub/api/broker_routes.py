@@ -3,15 +3,14 @@ hub.amqp.provision: read its own queue, nothing else)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from hub.amqp.provision import BrokerUsers, Credentials, UserConflict
 from hub.api.admin_auth import AdminRoleDep
 from hub.api.deps import HubDep
-from hub.api.problems import PROBLEM, Problem
+from hub.api.openapi import problem_doc
+from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.ports import BrokerUnavailable, StoreUnavailable
 from hub.core.records import Actor, audited
@@ -19,22 +18,10 @@ from hub.core.records import Actor, audited
 router = APIRouter(prefix="/admin")
 
 
-class ProblemBody(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str = ""
-
-
 class BrokerCredentials(BaseModel):
     username: str = Field(description="RabbitMQ user; may consume its own queue and nothing else")
     password: str = Field(description="Shown once: the hub keeps no copy; issue again to rotate")
     queue: str = Field(description="The one queue this user may read")
-
-
-def problem_doc(description: str) -> dict[str, Any]:
-    schema = ProblemBody.model_json_schema()
-    return {"description": description, "content": {PROBLEM: {"schema": schema}}}
 
 
 @router.post(

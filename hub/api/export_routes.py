@@ -12,8 +12,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from hub.api.admin_auth import OperatorDep
-from hub.api.broker_routes import problem_doc
 from hub.api.deps import HubDep
+from hub.api.openapi import problem_doc
 from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.config import FileDelivery
@@ -88,7 +88,10 @@ async def export_files(
     "/exports/{export_id}",
     response_class=FileResponse,
     responses={
-        200: {"content": {CSV: {}}, "description": "The CSV file"},
+        200: {
+            "content": {CSV: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The CSV file",
+        },
         404: problem_doc("No export file with this id (or retention deleted it)"),
         410: problem_doc("The file is recorded but no longer on disk"),
         503: problem_doc("The database is unreachable"),

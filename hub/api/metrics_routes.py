@@ -34,7 +34,12 @@ def require_metrics_token(
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {
+            "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+            "description": "Prometheus text format",
+        }
+    },
     dependencies=[Depends(require_metrics_token)],
     description="Counters, histograms and levels under the `sifhub_` prefix, for Prometheus. "
     "Open unless HUB_METRICS_TOKEN is set, then a bearer token.",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from hub.api.admin_auth import AnyRoleDep
 from hub.api.deps import HubDep
@@ -17,13 +18,65 @@ from hub.pipeline.health import disk_status, verdict
 router = APIRouter()
 
 
-@router.get("/health/live")
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
+class Live(BaseModel):
+    status: Literal["ok"] = "ok"
 
 
-@router.get("/health/ready")
-async def ready(hub: HubDep) -> dict[str, Any]:
+class Readiness(BaseModel):
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: serving, but behind (backlog) or a non-fatal check failing"
+    )
+    checks: dict[str, str] = Field(
+        description="database, disk, broker, broker_users, backlog, tasks, webhook:<id>"
+    )
+    tasks: dict[str, str] = Field(description="Each supervised task's state")
+
+
+class SubscriberOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    queue: str
+    dead_letter_queue: str
+    broker_username: str | None = Field(description="The service's own RabbitMQ user")
+    pull_agent: str | None
+    delivery: dict[str, Any] = Field(description="How copies reach it: {type: amqp|webhook, ...}")
+    agreements: list[str]
+
+
+class Backlog(BaseModel):
+    rows: int
+    oldest_age_seconds: float
+    max_rows: int
+    max_age_seconds: float
+    refusing: bool = Field(description="Ingest answers 'retry later' while over a bound")
+
+
+class TaskStatus(BaseModel):
+    state: str
+    restarts: int
+    last_error: str | None
+
+
+class StatsOut(BaseModel):
+    received: dict[str, int] = Field(description="Messages accepted, per object")
+    rejected: dict[str, int] = Field(description="Messages refused, per reason")
+    routed: dict[str, int] = Field(description="Outbox rows routed, per object")
+    delivered: dict[str, int] = Field(description="Copies released, per subscriber")
+    pending: int = Field(description="Outbox rows not yet routed")
+    parked: int = Field(description="Outbox rows set aside until ops re-drive them")
+    backlog: Backlog
+    tasks: dict[str, TaskStatus]
+
+
+@router.get("/health/live", response_model=Live)
+async def live() -> Live:
+    """The process is up and its event loop answers."""
+    return Live()
+
+
+@router.get("/health/ready", response_model=Readiness)
+async def ready(hub: HubDep) -> Readiness:
     """200 {"status": "ok" | "degraded", "checks", "tasks"}; 503 problem+json with the same
     checks and tasks when a fatal check fails (see hub.pipeline.health and the README)."""
     checks = {
@@ -39,13 +92,14 @@ async def ready(hub: HubDep) -> dict[str, Any]:
         **{f"webhook:{s}": state for s, state in sorted(hub.push.status.items())},
         # Likewise each file subscriber's stager ("file:<id>") and cutter ("export:<id>").
         **dict(sorted(hub.exports.status.items())),
+        **{f"feed:{s}": state for s, state in sorted(hub.feeds.status.items())},
     }
     tasks = {name: s.state for name, s in hub.supervisor.statuses().items()}
     status, failing = verdict(checks)
     if failing:
         detail = f"Failing: {', '.join(failing)}"
         raise Problem(503, "Not ready", detail, checks=checks, tasks=tasks)
-    return {"status": status, "checks": checks, "tasks": tasks}
+    return Readiness(status=status, checks=checks, tasks=tasks)
 
 
 async def _broker(hub: Hub) -> str:
@@ -56,47 +110,49 @@ async def _broker(hub: Hub) -> str:
     return "ok"
 
 
-@router.get("/admin/subscribers")
-async def subscribers(hub: HubDep, _: AnyRoleDep) -> list[dict[str, Any]]:
+@router.get("/admin/subscribers", response_model=list[SubscriberOut])
+async def subscribers(hub: HubDep, _: AnyRoleDep) -> list[SubscriberOut]:
+    """Each LA service: its queues, broker user, delivery and agreements."""
     return [
-        {
-            "id": sub.id,
-            "name": sub.name,
-            "description": sub.description,
-            "queue": naming.subscriber_queue(sub.id, hub.config.queue_prefix),
-            "dead_letter_queue": naming.dead_letter_queue(sub.id, hub.config.queue_prefix),
-            "broker_username": hub.broker_users.username(sub.id) if hub.broker_users else None,
-            "pull_agent": sub.pull_agent,
-            "delivery": sub.delivery.model_dump(),
-            "agreements": [g.id for g in hub.config.agreements if sub.id in g.recipients],
-        }
+        SubscriberOut(
+            id=sub.id,
+            name=sub.name,
+            description=sub.description,
+            queue=naming.subscriber_queue(sub.id, hub.config.queue_prefix),
+            dead_letter_queue=naming.dead_letter_queue(sub.id, hub.config.queue_prefix),
+            broker_username=hub.broker_users.username(sub.id) if hub.broker_users else None,
+            pull_agent=sub.pull_agent,
+            delivery=sub.delivery.model_dump(),
+            agreements=[g.id for g in hub.config.agreements if sub.id in g.recipients],
+        )
         for sub in hub.config.subscribers
     ]
 
 
-@router.get("/admin/stats")
-async def stats(hub: HubDep, _: AnyRoleDep) -> dict[str, Any]:
+@router.get("/admin/stats", response_model=StatsOut)
+async def stats(hub: HubDep, _: AnyRoleDep) -> StatsOut:
+    """Counts since the store began, the outbox backlog against its bounds, and tasks."""
     try:
         async with hub.store.transaction() as tx:
             figures = await tx.disclosures.stats()
     except StoreUnavailable:
         raise Problem(503, "Database unavailable", "Statistics need the database") from None
-    return {
-        "received": figures.received,
-        "rejected": figures.rejected,
-        "routed": figures.routed,
-        "delivered": figures.delivered,
-        "pending": figures.pending,
-        "parked": figures.parked,
-        "backlog": {
-            "rows": hub.backlog.rows,
-            "oldest_age_seconds": round(hub.backlog.oldest_age_seconds, 3),
-            "max_rows": hub.backlog.limits.max_rows,
-            "max_age_seconds": hub.backlog.limits.max_age_seconds,
-            "refusing": hub.backlog.over() is not None,
-        },
-        "tasks": {
-            name: {"state": s.state, "restarts": s.restarts, "last_error": s.last_error}
+    return StatsOut(
+        received=figures.received,
+        rejected=figures.rejected,
+        routed=figures.routed,
+        delivered=figures.delivered,
+        pending=figures.pending,
+        parked=figures.parked,
+        backlog=Backlog(
+            rows=hub.backlog.rows,
+            oldest_age_seconds=round(hub.backlog.oldest_age_seconds, 3),
+            max_rows=hub.backlog.limits.max_rows,
+            max_age_seconds=hub.backlog.limits.max_age_seconds,
+            refusing=hub.backlog.over() is not None,
+        ),
+        tasks={
+            name: TaskStatus(state=s.state, restarts=s.restarts, last_error=s.last_error)
             for name, s in hub.supervisor.statuses().items()
         },
-    }
+    )

@@ -20,9 +20,25 @@ XML = "application/xml"
 @router.post(
     "/sif/{zone}",
     response_class=Response,
-    responses={200: {"content": {XML: {}}, "description": "A SIF_Ack"}},
+    responses={
+        200: {
+            "content": {XML: {"schema": {"type": "string", "format": "xml"}}},
+            "description": "A SIF_Ack: SIF_Status on success, SIF_Error (category, code) if not",
+        }
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {XML: {"schema": {"type": "string", "format": "xml"}}},
+            "description": "A SIF_Message (SIF 2.x, UK namespace), validated against the "
+            "hub's XSDs (message_schemas/)",
+        }
+    },
 )
 async def post_message(zone: str, request: Request, agent: AgentDep, hub: HubDep) -> Response:
+    """The SIF 2.x HTTP binding: register, provision, publish events, answer requests,
+    pull queued messages. Every SIF-level outcome is a SIF_Ack (HTTP 200); HTTP-level
+    refusals (401, 413, 429) are problem+json."""
     if zone not in hub.config.zones:
         raise Problem(404, "Unknown zone", f"No zone named {zone!r} on this hub")
     body = await _read_capped(request, hub.settings.max_body_bytes)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from hub.api.admin_auth import AdminRoleDep, OperatorDep
-from hub.api.broker_routes import problem_doc
 from hub.api.deps import HubDep
+from hub.api.openapi import problem_doc
 from hub.api.problems import Problem
 from hub.composition import Hub
 from hub.core.config import WebhookDelivery

@@ -126,8 +126,18 @@ class FileDelivery(Strict):
         return pattern
 
 
-# How a subscriber's released copies reach it; further types (api) join this union.
-Delivery = Annotated[AmqpDelivery | WebhookDelivery | FileDelivery, Field(discriminator="type")]
+class ApiDelivery(Strict):
+    """The service pulls its released copies as JSON from `GET /api/v1/feeds/{id}` with a
+    key issued through the admin API (hub/pipeline/feed.py, adapters/json_feed.py)."""
+
+    type: Literal["api"]
+    concurrency: int = Field(default=16, ge=1, le=256, description="copies stored at once")
+
+
+# How a subscriber's released copies reach it.
+Delivery = Annotated[
+    AmqpDelivery | WebhookDelivery | ApiDelivery | FileDelivery, Field(discriminator="type")
+]
 
 
 class Subscriber(Strict):
@@ -188,6 +198,9 @@ class HubConfig(Strict):
         return [
             (s, s.delivery) for s in self.subscribers if isinstance(s.delivery, WebhookDelivery)
         ]
+
+    def api_subscribers(self) -> list[tuple[Subscriber, ApiDelivery]]:
+        return [(s, s.delivery) for s in self.subscribers if isinstance(s.delivery, ApiDelivery)]
 
 
 def _duplicates(cfg: HubConfig) -> list[str]:

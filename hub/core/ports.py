@@ -19,6 +19,8 @@ from hub.core.records import (
     BacklogFigures,
     DisclosureRecord,
     ExportFileRecord,
+    FeedItemRecord,
+    FeedKeyRecord,
     HeldRecord,
     LifecycleRecord,
     MessageRecord,
@@ -296,6 +298,29 @@ class Exports(Protocol):
         ...
 
 
+class Feeds(Protocol):
+    """Released copies kept for subscribers that pull, each under a per-subscriber cursor
+    that only grows (cursors are handed out in commit order), and their API keys."""
+
+    async def add(self, record: FeedItemRecord) -> int | None:
+        """Keep the copy under the subscriber's next cursor, returned; None when this copy
+        is already kept (a redelivery): nothing changes."""
+        ...
+
+    async def page(self, subscriber: str, since: int, limit: int) -> list[FeedItemRecord]:
+        """The subscriber's items after cursor `since`, in cursor order, at most `limit`."""
+        ...
+
+    async def purge(self, now: datetime, limit: int, dry_run: bool) -> int:
+        """Items whose retention has passed (their agreement's retention_days)."""
+        ...
+
+    async def key(self, key_id: str) -> FeedKeyRecord | None: ...
+    async def save_key(self, record: FeedKeyRecord) -> None:
+        """The subscriber's key; replaces its earlier one."""
+        ...
+
+
 class Audit(Protocol):
     async def add(self, entry: AuditRecord) -> None: ...
     async def add_rejection(self, entry: RejectionRecord) -> None: ...
@@ -354,6 +379,8 @@ class Tx(Protocol):
     def webhooks(self) -> Webhooks: ...
     @property
     def exports(self) -> Exports: ...
+    @property
+    def feeds(self) -> Feeds: ...
 
 
 class Store(Protocol):

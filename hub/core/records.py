@@ -169,6 +169,7 @@ class PurgeCounts:
     webhook_attempts: int = 0
     export_files: int = 0
     export_rows: int = 0
+    feed_items: int = 0
 
     def __add__(self, other: PurgeCounts) -> PurgeCounts:
         return PurgeCounts(
@@ -335,3 +336,30 @@ class ExportFileRecord:
     size_bytes: int
     created_at: datetime
     purge_after: datetime  # the longest retention of its agreements
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedItemRecord:
+    """One released copy kept for a subscriber that pulls (hub.pipeline.feed): the body
+    exactly as released, under the subscriber's next cursor (0 until the store gives it)."""
+
+    subscriber: str
+    copy_msg_id: str
+    object_name: str
+    refid: str | None
+    action: Action
+    body: bytes
+    released_at: datetime
+    purge_after: datetime
+    cursor: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedKeyRecord:
+    """A pulling subscriber's API key: its key id (finds the row, no secret) and the
+    SHA-256 of its secret; one per subscriber, replaced on rotation."""
+
+    subscriber: str
+    key_id: str
+    secret_sha256: str
+    issued_at: datetime

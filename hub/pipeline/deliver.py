@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from hub.core.config import WebhookDelivery
 from hub.core.ports import (
@@ -90,7 +91,14 @@ def verdict(result: PushResult, attempt: int, deferrals: int, ladder: RetryLadde
     return Settle(kind="retry", delay_ms=delay, attempts=attempt, deferrals=deferrals)
 
 
-def set_aside(ctx: PushContext, copy: Delivered, *, unreleased: bool = False) -> Settle:
+class Deferring(Protocol):
+    """What setting a copy aside needs from a delivery's context (webhook, feed)."""
+
+    ladder: RetryLadder
+    max_deferrals: int
+
+
+def set_aside(ctx: Deferring, copy: Delivered, *, unreleased: bool = False) -> Settle:
     """Set the copy aside without a try: the first retry step while the database is
     away or no secret is issued; up the ladder while its disclosure row is missing."""
     if not unreleased:

@@ -26,7 +26,6 @@ from typing import Any
 
 from hub.core import naming
 from hub.core.config import FileDelivery
-from hub.core.policy import Policy
 from hub.core.ports import (
     Delivered,
     DeliverySource,
@@ -71,9 +70,10 @@ class ExportContext:
     store: Store
     files: ExportFiles
     push: PushContext  # the delivery routes' shared waits and retry ladder (set_aside)
-    policy: Callable[[], Policy]
+    # Days a copy released under (agreement id, version) is kept: the version's
+    # retention_days, or the hub-wide default for one no longer known (as for feeds).
+    retention_days: Callable[[str, int], int]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    uncovered_days: int = 30  # a file whose agreements are gone is kept this long
     staged: dict[str, asyncio.Event] = field(default_factory=dict)  # wakes each cutter
     batcher: StageBatcher = field(init=False)
     status: dict[str, str] = field(default_factory=dict)  # per "file:<id>" task, readiness
@@ -224,12 +224,6 @@ def matrix(head: Sequence[str], rows: Sequence[StagedRowRecord]) -> list[list[st
     ]
 
 
-def retention_days(policy: Policy, agreement_id: str, version: int) -> int | None:
-    state = next((a for a in policy.agreements if a.agreement_id == agreement_id), None)
-    found = next((v for v in state.versions if v.version == version), None) if state else None
-    return found.spec.retention_days if found else None
-
-
 def counts_of(rows: Sequence[StagedRowRecord]) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in rows:
@@ -295,9 +289,7 @@ def _file_record(
     now: datetime,
 ) -> ExportFileRecord:
     agreements = sorted({(r.agreement_id, r.agreement_version) for r in rows})
-    policy = ctx.policy()
-    days = [retention_days(policy, a, v) for a, v in agreements]
-    keep = max((d for d in days if d is not None), default=ctx.uncovered_days)
+    keep = max(ctx.retention_days(a, v) for a, v in agreements)
     return ExportFileRecord(
         id=uuid.uuid4().hex,
         subscriber=subscriber,

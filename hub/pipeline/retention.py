@@ -13,6 +13,8 @@ still release them needs them; accountability records go after their own, longer
   so a failure in between is finished by the next run.
 - Staged export rows no file took (their subscriber no longer takes files) after
   `uncovered_days`; their disclosure rows stay unacknowledged.
+- Copies kept for a pulling subscriber's feed (hub.pipeline.feed): the retention_days of
+  the agreement each was released under, from its release.
 Runs on a schedule in the hub and as `hub purge`; every run is audited with its counts;
 freed space is handed back to the file system on SQLite. Safe with several hubs on one
 PostgreSQL database (an advisory lock: one purges, the others skip the round).
@@ -109,7 +111,12 @@ async def _batch(
             limit=limit,
             dry_run=dry_run,
         )
-    return routed + PurgeCounts(messages=unrouted, export_rows=unfiled) + records
+        feed_items = await tx.feeds.purge(now, limit, dry_run)
+    return (
+        routed
+        + PurgeCounts(messages=unrouted, feed_items=feed_items, export_rows=unfiled)
+        + records
+    )
 
 
 async def run_purger(

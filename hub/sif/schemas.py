@@ -125,6 +125,7 @@ def _assemble(schema_dir: Path, *, relax: bool) -> tuple[etree._Element, frozens
 class _Child:
     decl: etree._Element
     required: bool
+    many: bool = False  # may repeat (maxOccurs above 1 on it or on a particle around it)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,9 @@ class _Index:
             model = self._models[ctype] = _Model(children, wildcard)
         return model
 
-    def _collect(self, node: etree._Element, required: bool, out: dict[str, _Child]) -> bool:
+    def _collect(
+        self, node: etree._Element, required: bool, out: dict[str, _Child], many: bool = False
+    ) -> bool:
         """Add the element particles below `node` to `out`; True if a wildcard allows more."""
         wildcard = False
         for part in node:
@@ -180,29 +183,31 @@ class _Index:
                 continue
             kind = etree.QName(part).localname
             here = required and part.get("minOccurs", "1") != "0"
+            repeats = many or part.get("maxOccurs", "1") not in ("0", "1")
             if kind == "element":
                 name = part.get("name") or self._local(str(part.get("ref")))
-                out[name] = _Child(part, here)
+                out[name] = _Child(part, here, repeats)
             elif kind == "any":
                 wildcard = wildcard or part.get("processContents", "strict") != "skip"
             elif kind == "group":
                 group = self._groups[self._local(str(part.get("ref")))]
-                wildcard |= self._collect(group, here, out)
+                wildcard |= self._collect(group, here, out, repeats)
             elif kind == "choice":
                 several = len([c for c in part if isinstance(c.tag, str)]) > 1
-                wildcard |= self._collect(part, here and not several, out)
+                wildcard |= self._collect(part, here and not several, out, repeats)
             elif kind in ("sequence", "all", "complexContent", "restriction"):
-                wildcard |= self._collect(part, here, out)
+                wildcard |= self._collect(part, here, out, repeats)
             elif kind == "extension":
                 base = self._types.get(self._local(str(part.get("base"))))
                 if base is not None:
-                    wildcard |= self._collect(base, here, out)
-                wildcard |= self._collect(part, here, out)
+                    wildcard |= self._collect(base, here, out, repeats)
+                wildcard |= self._collect(part, here, out, repeats)
         return wildcard
 
-    def paths(self, decl: etree._Element) -> frozenset[str]:
+    def paths(self, decl: etree._Element, *, repeating: bool = False) -> frozenset[str]:
+        """Element paths below `decl`; with `repeating`, only those that may repeat."""
         found: set[str] = set()
-        self._walk(decl, (), found, ())
+        self._walk(decl, (), found, (), repeating)
         return frozenset(found)
 
     def _walk(
@@ -211,14 +216,16 @@ class _Index:
         prefix: tuple[str, ...],
         out: set[str],
         stack: tuple[etree._Element, ...],
+        repeating: bool = False,
     ) -> None:
         ctype = self.complex_type(decl)
         if ctype is None or ctype in stack or len(prefix) > _MAX_DEPTH:
             return
         for name, child in self.model(ctype).children.items():
             path = (*prefix, name)
-            out.add("/".join(path))
-            self._walk(child.decl, path, out, (*stack, ctype))
+            if child.many or not repeating:
+                out.add("/".join(path))
+            self._walk(child.decl, path, out, (*stack, ctype), repeating)
 
     def declaration_of(self, chain: list[etree._Element]) -> etree._Element | None:
         """Follow instance elements (validation root first) down the declarations."""
@@ -517,6 +524,10 @@ class Schemas:
         self._partial = partial
         self._objects = objects
         self._paths = {name: strict.index.paths(strict.index.elements[name]) for name in objects}
+        self._repeating = {
+            name: strict.index.paths(strict.index.elements[name], repeating=True)
+            for name in objects
+        }
 
     def validate_message(self, doc: etree._Element, *, partial: bool) -> None:
         """Validate a whole SIF_Message; `partial` for Change/Delete events."""
@@ -543,6 +554,11 @@ class Schemas:
             return self._paths[object_name]
         except KeyError:
             raise KeyError(f"unknown object {object_name!r}") from None
+
+    def repeating_paths(self, object_name: str) -> frozenset[str]:
+        """The element paths below the object root that may repeat (maxOccurs above 1):
+        a JSON mapping gives them as arrays even when one item is present."""
+        return self._repeating.get(object_name, frozenset())
 
     def object_names(self) -> frozenset[str]:
         return self._objects

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -477,6 +478,48 @@ class ExportFileRow(HubTable, table=True):
     purge_after: datetime = Field(sa_column=_col(UtcDateTime, index=True))
 
 
+class FeedItemRow(HubTable, table=True):
+    """0009: one released copy kept for a subscriber that pulls (api delivery), the body as
+    released; `cursor` grows per subscriber in commit order (see FeedHeadRow)."""
+
+    __tablename__ = "feed_items"
+    __table_args__ = (UniqueConstraint("subscriber", "cursor"),)
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    subscriber: str = Field(sa_column=_col(String))
+    cursor: int = Field(sa_column=_col(BigInteger))
+    copy_msg_id: str = Field(sa_column=_col(String, unique=True))
+    object_name: str = Field(sa_column=_col(String))
+    refid: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+    action: str = Field(sa_column=_col(String))
+    body: bytes = Field(sa_column=_col(LargeBinary))
+    released_at: datetime = Field(sa_column=_col(UtcDateTime))
+    purge_after: datetime = Field(sa_column=_col(UtcDateTime, index=True))
+
+
+class FeedHeadRow(HubTable, table=True):
+    """0009: each pulling subscriber's last cursor. Taking the next one updates this row,
+    whose lock is held to commit, so cursors commit in order and a reader never skips one."""
+
+    __tablename__ = "feed_heads"
+
+    subscriber: str = Field(sa_column=_col(String, primary_key=True))
+    last_cursor: int = Field(sa_column=_col(BigInteger))
+
+
+class FeedKeyRow(HubTable, table=True):
+    """0009: a pulling subscriber's API key: key id and SHA-256 of the secret only."""
+
+    __tablename__ = "feed_keys"
+
+    subscriber: str = Field(sa_column=_col(String, primary_key=True))
+    key_id: str = Field(sa_column=_col(String, unique=True))
+    secret_sha256: str = Field(sa_column=_col(String))
+    issued_at: datetime = Field(sa_column=_col(UtcDateTime))
+
+
 def table(model: type[HubTable]) -> Table:
     """The Core Table behind a model (the repositories speak Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -506,3 +549,6 @@ webhook_secrets = table(WebhookSecretRow)
 webhook_attempts = table(WebhookAttemptRow)
 export_rows = table(ExportRowRow)
 export_files = table(ExportFileRow)
+feed_items = table(FeedItemRow)
+feed_heads = table(FeedHeadRow)
+feed_keys = table(FeedKeyRow)

@@ -15,6 +15,7 @@ from hub.store.repos.agreements import SqlAgreements
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.disclosures import SqlDisclosures
 from hub.store.repos.exports import SqlExports
+from hub.store.repos.feeds import SqlFeeds
 from hub.store.repos.held import SqlHeld
 from hub.store.repos.learners import SqlLearners
 from hub.store.repos.messages import SqlMessages
@@ -40,6 +41,7 @@ class SqlTx:
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
     exports: SqlExports
+    feeds: SqlFeeds
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -58,4 +60,5 @@ class SqlTx:
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
             exports=SqlExports(connection),
+            feeds=SqlFeeds(connection),
         )

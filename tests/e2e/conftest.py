@@ -151,13 +151,15 @@ async def hub_running(
 
 
 def _queues(config: HubConfig, settings: Settings | None = None) -> list[str]:
-    """Every queue the hub declares: subscriber queues, their DLQs, webhook retry queues."""
+    """Every queue the hub declares: subscriber queues, their DLQs, the retry queues of
+    the subscribers the hub delivers to (webhook, api)."""
     ladder = settings.webhook_ladder() if settings else RetryLadder()
-    consumed = [s for s, _ in config.webhook_subscribers()]
-    consumed += [s for s, _ in config.file_subscribers()]
+    delivered = [s for s, _ in config.webhook_subscribers()]
+    delivered += [s for s, _ in config.api_subscribers()]
+    delivered += [s for s, _ in config.file_subscribers()]
     retry_queues = [
         naming.retry_queue(s.id, delay, config.queue_prefix)
-        for s in consumed
+        for s in delivered
         for delay in ladder.delays_ms
     ]
     return retry_queues + [

@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +48,15 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 @asynccontextmanager
 async def hub_process(
-    tmp_path: Path, raw: dict[str, Any] | None = None
+    tmp_path: Path, example: Path = COUNTY, edit: Callable[[dict[str, Any]], None] | None = None
 ) -> AsyncIterator[HubProcess]:
-    """`hub serve` with the county configuration (or `raw`, a configuration as YAML data)
-    under a private queue prefix, and its SQLite database in tmp_path; stopped (SIGTERM,
-    then SIGKILL) and its queues deleted after."""
-    prefix = county_config().queue_prefix
-    raw = dict(raw or yaml.safe_load(COUNTY.read_text()))
-    raw["queue_prefix"] = prefix
+    """`hub serve` with the county configuration (or another `example`, changed by `edit`;
+    a private queue prefix) and its SQLite database in tmp_path; stopped (SIGTERM, then
+    SIGKILL) and its queues deleted after."""
+    raw = yaml.safe_load(example.read_text())
+    raw["queue_prefix"] = county_config().queue_prefix
+    if edit is not None:
+        edit(raw)
     config = HubConfig.model_validate(raw)
     config_file = tmp_path / "county.yaml"
     config_file.write_text(yaml.safe_dump(raw))

@@ -580,7 +580,8 @@ async def test_suppression_and_its_lifting_are_audited_with_the_actor(
 
 
 async def _sar(running: RunningHub, **query: str) -> dict[str, Any]:
-    response = await running.admin("GET", "/admin/disclosures", params=query)
+    """Subject access by POST: the UPN travels in the body, never in the URL."""
+    response = await running.admin("POST", "/admin/disclosures/search", json=query)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -653,8 +654,10 @@ async def test_disclosure_log_answers_a_subject_access_request(running: RunningH
     assert att_row["agreement_id"] == "DSA-ATT-2026" and "Art 6(1)(c)" in att_row["lawful_basis"]
     assert att_row["copy_msg_id"] == weekly.message_id
 
+    by_refid = await running.admin("GET", "/admin/disclosures", params={"refid": p.refid})
+    assert by_refid.json()["count"] == report["count"]
     csv_response = await running.admin(
-        "GET", "/admin/disclosures", params={"upn": p.upn, "format": "csv"}
+        "POST", "/admin/disclosures/search", json={"upn": p.upn, "format": "csv"}
     )
     assert csv_response.status_code == 200, csv_response.text
     assert csv_response.headers["content-type"].startswith("text/csv")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -40,6 +41,7 @@ TEAM = "attendance-team"
 MIRROR = "attendance-mirror"
 ADMIN = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
 DAY = date(2026, 11, 23)
+ZONE = "derbyshire"  # the county example's zone
 PUPILS = [p for p in data.make_learners(12) if p.school.laestab == "8302001"][:3]
 # Columns per object; AttendanceNote and Appeal are paths the agreement excludes.
 EXPORT = {
@@ -60,9 +62,10 @@ EXPORT = {
 }
 
 
-def export_config(directory: Path, *, immediate: bool, mirror: bool = False) -> dict[str, Any]:
-    """The county example with the attendance team taking files."""
-    raw: dict[str, Any] = yaml.safe_load(COUNTY.read_text())
+def take_files(
+    raw: dict[str, Any], directory: Path, *, immediate: bool, mirror: bool = False
+) -> None:
+    """The county example (as YAML data), changed so the attendance team takes files."""
     team = next(s for s in raw["subscribers"] if s["id"] == TEAM)
     team["delivery"] = {
         "type": "file",
@@ -77,7 +80,6 @@ def export_config(directory: Path, *, immediate: bool, mirror: bool = False) -> 
     if mirror:
         raw["subscribers"].append({"id": MIRROR, "name": "Attendance audit mirror (AMQP)"})
         agreement["recipients"].append(MIRROR)
-    return raw
 
 
 async def send_return(client: httpx.AsyncClient, zone: str) -> None:
@@ -124,10 +126,9 @@ async def test_a_real_hub_writes_the_return_to_files_listed_and_downloadable(
     tmp_path: Path,
 ) -> None:
     exports = tmp_path / "exports"
-    raw = export_config(exports, immediate=True)
-    async with hub_process(tmp_path, raw) as hub:
-        zone = raw["zones"][0]
-        await send_return(hub.client, zone)
+    edit = functools.partial(take_files, directory=exports, immediate=True)
+    async with hub_process(tmp_path, edit=edit) as hub:
+        await send_return(hub.client, ZONE)
 
         async def listed() -> list[dict[str, Any]] | None:
             got = await hub.client.get(f"/admin/subscribers/{TEAM}/exports", headers=ADMIN)
@@ -195,7 +196,8 @@ async def test_the_weekly_window_gives_one_file_holding_no_more_than_the_queue_r
     database_url: str, tmp_path: Path
 ) -> None:
     exports = tmp_path / "exports"
-    raw = export_config(exports, immediate=False, mirror=True)
+    raw = yaml.safe_load(COUNTY.read_text())
+    take_files(raw, exports, immediate=False, mirror=True)
     raw["queue_prefix"] = f"sifhub-test-{uuid.uuid4().hex[:8]}"
     config = HubConfig.model_validate(raw)
     async with hub_running(database_url, tmp_path, config) as running:

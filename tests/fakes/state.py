@@ -14,6 +14,8 @@ from hub.core.records import (
     AuditRecord,
     DisclosureRecord,
     ExportFileRecord,
+    FeedItemRecord,
+    FeedKeyRecord,
     HeldRecord,
     LifecycleRecord,
     MessageRecord,
@@ -74,6 +76,9 @@ class State:
     webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
     export_rows: dict[str, StagedRowRecord] = field(default_factory=dict)
     export_files: dict[str, ExportFileRecord] = field(default_factory=dict)
+    feed_items: list[FeedItemRecord] = field(default_factory=list)  # in insertion order
+    feed_heads: dict[str, int] = field(default_factory=dict)  # subscriber -> last cursor
+    feed_keys: dict[str, FeedKeyRecord] = field(default_factory=dict)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

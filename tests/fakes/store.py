@@ -20,6 +20,7 @@ from tests.fakes.agreements import FakeAgreements
 from tests.fakes.audit import FakeAudit
 from tests.fakes.disclosures import FakeDisclosures
 from tests.fakes.exports import FakeExports
+from tests.fakes.feeds import FakeFeeds
 from tests.fakes.held import FakeHeld
 from tests.fakes.learners import FakeLearners
 from tests.fakes.messages import FakeMessages
@@ -49,6 +50,7 @@ class FakeTx:
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
     exports: FakeExports
+    feeds: FakeFeeds
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -66,6 +68,7 @@ class FakeTx:
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
             exports=FakeExports(state),
+            feeds=FakeFeeds(state),
         )
 
 

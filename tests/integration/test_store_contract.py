@@ -22,6 +22,8 @@ from hub.core.records import (
     BacklogFigures,
     DisclosureRecord,
     ExportFileRecord,
+    FeedItemRecord,
+    FeedKeyRecord,
     HeldRecord,
     LifecycleRecord,
     MessageRecord,
@@ -687,6 +689,61 @@ async def test_exports_stage_once_cut_once_and_purge_with_their_rows(any_store: 
         assert await tx.exports.purge_waiting(at(2), 10, dry_run=False) == 1
         assert await tx.exports.waiting("other") == (0, None)
         assert await tx.exports.files("capita") == [second]  # filed rows are not touched
+
+
+def feed_item(copy: str, subscriber: str = "vs", purge_days: float = 30) -> FeedItemRecord:
+    return FeedItemRecord(
+        subscriber=subscriber,
+        copy_msg_id=copy,
+        object_name="LearnerAttendance",
+        refid="AB" * 16 if copy != "C0" else None,
+        action=Action.DELETE if copy == "C2" else Action.ADD,
+        body=f"<copy id='{copy}'/>".encode(),
+        released_at=at(0),
+        purge_after=at(purge_days * 24 * 60),
+    )
+
+
+async def test_feed_cursors_grow_per_subscriber_and_a_repeat_takes_none(
+    any_store: Store,
+) -> None:
+    async with any_store.transaction() as tx:
+        cursors = [await tx.feeds.add(feed_item(f"C{n}")) for n in range(4)]
+        other = await tx.feeds.add(feed_item("X1", subscriber="other"))
+    async with any_store.transaction() as tx:
+        repeat = await tx.feeds.add(feed_item("C1"))
+        after = await tx.feeds.add(feed_item("C4", purge_days=1))
+    async with any_store.transaction() as tx:
+        first = await tx.feeds.page("vs", 0, 2)
+        rest = await tx.feeds.page("vs", first[-1].cursor, 10)
+        none = await tx.feeds.page("vs", 5, 10)
+    assert (cursors, other, repeat, after) == ([1, 2, 3, 4], 1, None, 5)
+    assert first == [dataclasses.replace(feed_item(f"C{n}"), cursor=n + 1) for n in range(2)]
+    assert [(i.cursor, i.copy_msg_id, i.action) for i in rest] == [
+        (3, "C2", Action.DELETE),
+        (4, "C3", Action.ADD),
+        (5, "C4", Action.ADD),
+    ]
+    assert none == []
+
+
+async def test_feed_items_are_purged_after_their_retention_and_keys_replaced(
+    any_store: Store,
+) -> None:
+    key = FeedKeyRecord(subscriber="vs", key_id="k1", secret_sha256="a" * 64, issued_at=at(0))
+    async with any_store.transaction() as tx:
+        await tx.feeds.add(feed_item("C1", purge_days=1))
+        await tx.feeds.add(feed_item("C2", purge_days=3))
+        await tx.feeds.save_key(key)
+        await tx.feeds.save_key(dataclasses.replace(key, key_id="k2", secret_sha256="b" * 64))
+    async with any_store.transaction() as tx:
+        dry = await tx.feeds.purge(at(2 * 24 * 60), 100, dry_run=True)
+        purged = await tx.feeds.purge(at(2 * 24 * 60), 100, dry_run=False)
+        left = [i.copy_msg_id for i in await tx.feeds.page("vs", 0, 10)]
+        assert await tx.feeds.key("k1") is None
+        found = await tx.feeds.key("k2")
+    assert (dry, purged, left) == (1, 1, ["C2"])
+    assert found is not None and (found.subscriber, found.secret_sha256) == ("vs", "b" * 64)
 
 
 async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> None:

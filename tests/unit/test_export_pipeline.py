@@ -19,7 +19,6 @@ from hub.composition import build_hub
 from hub.core import naming
 from hub.core.config import FileDelivery, HubConfig
 from hub.core.envelope import Action
-from hub.core.policy import Policy
 from hub.core.ports import Delivered
 from hub.core.records import DisclosureRecord
 from hub.core.retry import RetryLadder
@@ -89,7 +88,7 @@ def copy(copy_id: str, values: dict[str, str]) -> Delivered:
 def setup(tmp_path: Path, **extra: object) -> Setup:
     store, clock = FakeStore(), Clock()
     push = PushContext(store, None, RetryLadder(), clock, disclosure_waits=(), max_deferrals=2)  # type: ignore[arg-type]
-    ctx = ExportContext(store, CsvFiles(), push, lambda: Policy(), clock, uncovered_days=30)
+    ctx = ExportContext(store, CsvFiles(), push, lambda agreement, version: 30, clock)
     target = FileDelivery.model_validate(
         {
             "type": "file",
@@ -152,7 +151,7 @@ async def test_a_file_is_cut_after_the_queue_goes_quiet(tmp_path: Path) -> None:
     made = await cut_once(s.ctx, SUB, s.target)
     assert made is not None and (made.seq, made.rows, made.file_name) == (1, 2, "capita-1.csv")
     assert made.counts == {"LearnerPersonal": 2} and made.agreements == ["DSA-B2B@1"]
-    assert made.purge_after == s.clock.now + timedelta(days=30)  # agreement unknown: hub maximum
+    assert made.purge_after == s.clock.now + timedelta(days=30)  # its agreement's retention
     read = list(csv.reader(io.StringIO((tmp_path / "capita-1.csv").read_text(), newline="")))
     assert read == [
         ["copy_id", "object", "action", "UPN", "Surname", "RefId"],
