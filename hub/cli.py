@@ -1,4 +1,5 @@
-"""The `hub` command: serve, check-config, hash-secret, demo, disclosures, purge, admin."""
+"""The `hub` command: serve, check-config, hash-secret, demo, disclosures, purge, admin,
+upload."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "disclosures": _disclosures,
         "purge": _purge,
         "admin": _admin,
+        "upload": _upload,
     }
     handler = handlers[args.command]
     return handler(args)
@@ -74,7 +76,20 @@ def _parser() -> argparse.ArgumentParser:
         help="then rewrite the SQLite file (VACUUM) or VACUUM ANALYZE on PostgreSQL",
     )
     _admin_parser(sub)
+    _upload_parser(sub)
     return parser
+
+
+def _upload_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser(
+        "upload", help="send a school's CSV file to a hub as its agent and print the report"
+    )
+    up.add_argument("file", type=Path)
+    up.add_argument("--kind", required=True, help="attendance, exclusions or pupils")
+    up.add_argument("--agent", required=True, help="the school's agent id (HTTP Basic user)")
+    up.add_argument("--zone", help="default HUB_ZONE")
+    up.add_argument("--url", help="the hub (default HUB_URL or http://127.0.0.1:8080)")
+    up.add_argument("--secret", help="the agent's secret (default HUB_AGENT_SECRET)")
 
 
 def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -322,6 +337,16 @@ _ADMIN_COMMANDS: dict[str, Callable[[Tx, argparse.Namespace], Awaitable[int]]] =
     "revoke": _revoke,
     "list": _list_users,
 }
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from hub.upload import target_from, upload
+
+    target = target_from(args)
+    if isinstance(target, str):
+        print(f"hub upload: {target}", file=sys.stderr)
+        return 2
+    return upload(args.file, target)
 
 
 def _cli_actor(args: argparse.Namespace) -> Actor:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.alert_email import EmailNotifier
+from adapters.alert_webhook import WebhookNotifier
+from adapters.csv_upload import DEFAULT_MAPPING, CsvMapping, load_mapping
 from adapters.file_export import CsvFiles
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
@@ -19,14 +22,16 @@ from hub.amqp.deliveries import AmqpDeliveries
 from hub.amqp.provision import BrokerUsers, management_target
 from hub.amqp.publisher import AmqpPublisher
 from hub.amqp.puller import AmqpPuller
+from hub.amqp.queue_levels import ManagementQueueLevels
 from hub.core import naming
 from hub.core.config import HubConfig
 from hub.core.policy import Policy
-from hub.core.ports import BrokerUnavailable, StoreUnavailable
+from hub.core.ports import BrokerUnavailable, Notifier, StoreUnavailable
 from hub.core.retry import compute_backoff
 from hub.core.schools import SchoolIndex
 from hub.metrics.prometheus import PrometheusMetrics, SubscriberQueues
 from hub.pipeline.agreements import load_policy, sync_config
+from hub.pipeline.alerts import AlertContext, run_alert_delivery, run_alerts
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
@@ -90,9 +95,12 @@ class Hub:
     deliveries: AmqpDeliveries
     exports: ExportContext
     feeds: FeedContext
+    alerts: AlertContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
+    # CSV uploads' columns -> SIF objects (HUB_CSV_MAPPING_FILE; adapters/csv_upload.py).
+    csv_mapping: CsvMapping = field(default_factory=load_mapping)
 
 
 async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_now) -> Hub:
@@ -150,6 +158,16 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     ladder = settings.webhook_ladder()
     push = PushContext(store, pusher, ladder, clock)
     hub = Hub(
+        alerts=AlertContext(
+            store=store,
+            config=config,
+            queues=ManagementQueueLevels(
+                management_target(settings.amqp_url, settings.amqp_management_url)
+            ),
+            notifiers=alert_notifiers(settings, config),
+            policy=policies.current,
+            clock=clock,
+        ),
         secrets=secrets,
         pusher=pusher,
         push=push,
@@ -187,6 +205,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         supervisor=Supervisor(stop),
         disk_path=store.directory or settings.data_dir,
         metrics=metrics,
+        csv_mapping=load_mapping(settings.csv_mapping_file or DEFAULT_MAPPING),
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)
@@ -203,6 +222,19 @@ def feed_retention_days(
     state = next((a for a in policies.current().agreements if a.agreement_id == agreement_id), None)
     found = [v for v in (state.versions if state else ()) if v.spec.version == version]
     return found[0].spec.retention_days if found else default_days
+
+
+def alert_notifiers(settings: Settings, config: HubConfig) -> dict[str, Notifier]:
+    """The alert targets by the names their delivery rows carry."""
+    alerts, hub = config.alerts, config.source_id
+    notifiers: dict[str, Notifier] = {
+        f"webhook:{n}": WebhookNotifier(w.url, timeout_seconds=w.timeout_seconds, hub=hub)
+        for n, w in enumerate(alerts.webhooks, start=1)
+    }
+    if alerts.email is not None:
+        password = settings.alerts_smtp_password
+        notifiers["email"] = EmailNotifier(alerts.email, password=password, hub=hub)
+    return notifiers
 
 
 def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
@@ -238,6 +270,8 @@ async def start(hub: Hub) -> None:
             files=hub.exports.files,
         ),
     )
+    run("alerts", lambda: run_alerts(hub.alerts, hub.stop))
+    run("alert-delivery", lambda: run_alert_delivery(hub.alerts, hub.stop))
     for subscriber, target in hub.config.webhook_subscribers():
         push = functools.partial(
             run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop

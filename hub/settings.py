@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     config: Path | None = None
     admin_token: str = DEV_ADMIN_TOKEN
     max_body_bytes: int = 10 * 1024 * 1024
+    # CSV uploads (POST /ingest/{zone}/csv/{kind}): the largest file (spooled to disk, never
+    # held in memory), rows stored per database transaction, and the column mapping
+    # (default: deploy/examples/csv-mapping-v1.yaml).
+    csv_max_body_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    csv_chunk_rows: int = Field(default=500, ge=1, le=10_000)
+    csv_mapping_file: Path | None = None
     # A body of at least offload_body_bytes is parsed and validated in a worker thread, at
     # most offload_threads at once (others wait), so the event loop keeps answering.
     offload_body_bytes: int = Field(default=256 * 1024, ge=0)
@@ -116,6 +122,8 @@ class Settings(BaseSettings):
         default=[10.0, 60.0, 600.0, 3600.0], min_length=1
     )
     webhook_max_attempts: int = Field(default=8, ge=1)
+    # The SMTP login password for alert e-mails (the `alerts.email` section of the YAML).
+    alerts_smtp_password: str | None = Field(default=None, repr=False)
 
     @field_validator("webhook_retry_delays_seconds")
     @classmethod

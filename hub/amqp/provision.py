@@ -28,7 +28,7 @@ import secrets
 import ssl
 import string
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
@@ -187,6 +187,11 @@ class _Api:
     async def clear_permissions(self, vhost: str, name: str) -> None:
         await self._call("DELETE", f"permissions/{_seg(vhost)}/{_seg(name)}", missing=True)
 
+    async def queues(self) -> list[dict[str, Any]]:
+        """Every queue on our vhost: name, messages, consumers (as last sampled)."""
+        path = f"queues/{_seg(self._vhost)}?columns=name,messages,consumers"
+        return list(await self._call("GET", path) or [])
+
     async def _call(
         self, method: str, path: str, *, json: Any = None, missing: bool = False
     ) -> Any:
@@ -278,19 +283,23 @@ class BrokerUsers:
     def _owns(self, user: Mapping[str, Any]) -> bool:
         return MANAGED_TAG in _tags(user) and str(user["name"]).startswith(self._ours)
 
-    @asynccontextmanager
-    async def _api(self) -> AsyncIterator[_Api]:
-        target = self._target
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=target.cafile) if target.cafile else True
-        )
-        async with httpx.AsyncClient(
-            base_url=f"{target.base_url}/api/",
-            auth=(target.username, target.password),
-            timeout=self._timeout,
-            verify=verify,
-        ) as client:
-            yield _Api(client, target.vhost)
+    def _api(self) -> AbstractAsyncContextManager[_Api]:
+        return management_api(self._target, self._timeout)
+
+
+@asynccontextmanager
+async def management_api(target: ManagementTarget, timeout_seconds: float) -> AsyncIterator[_Api]:
+    """A client for the management API calls the hub makes (users, queue levels)."""
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=target.cafile) if target.cafile else True
+    )
+    async with httpx.AsyncClient(
+        base_url=f"{target.base_url}/api/",
+        auth=(target.username, target.password),
+        timeout=timeout_seconds,
+        verify=verify,
+    ) as client:
+        yield _Api(client, target.vhost)
 
 
 async def _ensure_user(api: _Api, name: str, user: Mapping[str, Any] | None) -> bool:

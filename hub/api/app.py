@@ -8,7 +8,9 @@ from hub import __version__
 from hub.api import (
     admin_user_routes,
     agreement_routes,
+    alert_routes,
     broker_routes,
+    csv_routes,
     export_routes,
     feed_routes,
     held_routes,
@@ -47,6 +49,7 @@ def create_app(hub: Hub) -> FastAPI:
     openapi.install(app)
     app.add_middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds)
     app.include_router(sif_routes.router, tags=["SIF agents"])
+    app.include_router(csv_routes.router, tags=["CSV uploads"])
     app.include_router(ops_routes.router, tags=["Operations"])
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
@@ -59,4 +62,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(outbox_routes.router, tags=["Outbox"])
     app.include_router(privacy_routes.router, tags=["Privacy and disclosures"])
     app.include_router(admin_user_routes.router, tags=["Admin users"])
+    app.include_router(alert_routes.router, tags=["Alerts"])
     return app

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from hub.core.agreements.model import Agreement, Laestab, Strict, Token
+from hub.core.alert_rules import AlertsConfig
+from hub.core.urls import is_secure_target
 
 RefId = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
 
@@ -36,11 +37,6 @@ class Agent(Strict):
     secret_hash: str = Field(description="argon2 hash of the agent's secret (`hub hash-secret`)")
     schools: list[Laestab] = Field(default_factory=list)
     name: str = ""
-
-
-# Plain http is only for a receiver on this machine (tests, a local relay); anything that
-# crosses a network gets TLS.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class AmqpDelivery(Strict):
@@ -68,11 +64,7 @@ class WebhookDelivery(Strict):
     @field_validator("url")
     @classmethod
     def _https(cls, url: str) -> str:
-        parts = urlsplit(url)
-        secure = parts.scheme == "https" or (
-            parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
-        )
-        if not parts.hostname or not secure:
+        if not is_secure_target(url):
             raise ValueError("a webhook url must be https:// (http:// only on a loopback host)")
         return url
 
@@ -166,6 +158,7 @@ class HubConfig(Strict):
     agents: list[Agent] = Field(default_factory=list)
     subscribers: list[Subscriber] = Field(default_factory=list)
     agreements: list[Agreement] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

@@ -14,9 +14,14 @@ from hub.core.errors import SifError
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertDeliveryRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
+    CsvRowError,
+    CsvTransactionRecord,
     DisclosureRecord,
     ExportFileRecord,
     FeedItemRecord,
@@ -29,6 +34,7 @@ from hub.core.records import (
     ParkedRecord,
     PupilAccessRecord,
     PurgeCounts,
+    QueueLevel,
     Registration,
     RejectionRecord,
     StagedRowRecord,
@@ -126,6 +132,18 @@ class Learners(Protocol):
         """{object RefId: learner RefId} for the objects whose learner is known."""
         ...
 
+    async def remember_many(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[str]:
+        """`remember` for many (learner RefId, schools, UPN) at once; the learner RefIds
+        whose UPN is new or changed."""
+        ...
+
+    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        """`remember_object` for many (object RefId, object name, learner RefId) at once;
+        the object RefIds whose learner is new or changed."""
+        ...
+
 
 class Agreements(Protocol):
     """Agreement versions (immutable), lifecycles (replaced) and schools' approvals."""
@@ -182,6 +200,10 @@ class Held(Protocol):
         """Make due the copies awaiting identity about this learner (named by the object, or
         remembered for its RefId) or this object; with neither, all of them (after a policy
         change)."""
+        ...
+
+    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
+        """`wake_identity(object_refid=...)` for many objects at once."""
         ...
 
     async def wake_resolved(self, now: datetime) -> int:
@@ -318,12 +340,82 @@ class Feeds(Protocol):
     async def key(self, key_id: str) -> FeedKeyRecord | None: ...
     async def save_key(self, record: FeedKeyRecord) -> None:
         """The subscriber's key; replaces its earlier one."""
+
+
+class CsvTransactions(Protocol):
+    """CSV uploads: one row per file (agent, kind, SHA-256), its counts and refused rows."""
+
+    async def add(self, record: CsvTransactionRecord) -> None:
+        """Raises AlreadyExists when the agent already sent a file of this kind and hash."""
+        ...
+
+    async def get(self, transaction_id: str) -> CsvTransactionRecord | None: ...
+    async def find(self, agent_id: str, kind: str, sha256: str) -> CsvTransactionRecord | None: ...
+    async def add_chunk(
+        self,
+        transaction_id: str,
+        *,
+        rows: int,
+        accepted: int,
+        rejected: int,
+        errors: Sequence[CsvRowError],
+        not_listed: int,
+        at: datetime,
+    ) -> None:
+        """Count a chunk's rows, list its problems (`not_listed`: those beyond the cap)."""
+        ...
+
+    async def set_status(self, transaction_id: str, status: str, at: datetime) -> None: ...
+    async def errors(self, transaction_id: str, limit: int) -> list[CsvRowError]:
+        """Refused rows, by line."""
         ...
 
 
 class Audit(Protocol):
     async def add(self, entry: AuditRecord) -> None: ...
     async def add_rejection(self, entry: RejectionRecord) -> None: ...
+    async def rejections_since(self, at: datetime) -> int:
+        """Refused agent messages recorded at or after `at` (every hub's)."""
+        ...
+
+
+class Alerts(Protocol):
+    """Alert states (one row per rule and subject whose condition holds), the notifications
+    they made, and one delivery row per notification and target."""
+
+    async def exclusive(self) -> bool:
+        """Take the hub-wide alert lock for this transaction; False if another hub holds it
+        (one hub evaluates at a time, so a condition notifies once however many hubs run)."""
+        ...
+
+    async def states(self) -> list[AlertStateRecord]: ...
+    async def save_state(self, rule: str, subject: str, state: AlertStateRecord | None) -> None:
+        """Replace the rule and subject's state; None deletes it (inactive)."""
+        ...
+
+    async def add_event(
+        self, event: AlertEventRecord, targets: Sequence[str], due: datetime
+    ) -> int:
+        """Store a notification and a delivery row per target, due at `due`; its id."""
+        ...
+
+    async def events(self, limit: int) -> list[AlertEventRecord]:
+        """Newest first."""
+        ...
+
+    async def claim_deliveries(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> list[AlertDeliveryRecord]:
+        """Due deliveries, oldest first, leased to this claimer (another claimer skips them
+        until the lease ends)."""
+        ...
+
+    async def delivered(self, delivery_id: int, at: datetime) -> None: ...
+    async def failed(self, delivery_id: int, error: str, next_attempt_at: datetime | None) -> None:
+        """Count a failed attempt; retry at `next_attempt_at`, or give up (None)."""
+        ...
+
+    async def deliveries(self, event_ids: Sequence[int]) -> list[AlertDeliveryRecord]: ...
 
 
 class AdminUsers(Protocol):
@@ -381,6 +473,10 @@ class Tx(Protocol):
     def exports(self) -> Exports: ...
     @property
     def feeds(self) -> Feeds: ...
+    @property
+    def alerts(self) -> Alerts: ...
+    @property
+    def csv_transactions(self) -> CsvTransactions: ...
 
 
 class Store(Protocol):
@@ -418,6 +514,26 @@ class Publisher(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+
+class QueueLevels(Protocol):
+    """Messages and consumers per queue (RabbitMQ's management API)."""
+
+    async def levels(self) -> dict[str, QueueLevel]:
+        """Every queue on the hub's vhost by name; BrokerUnavailable when unreadable."""
+        ...
+
+
+class NotifyFailed(Exception):
+    """A notification was not accepted by its target (the reason: no secret in it)."""
+
+
+class Notifier(Protocol):
+    """Delivers one alert notification to one target (a webhook, an e-mail relay)."""
+
+    async def send(self, event: AlertEventRecord) -> None:
+        """Raises NotifyFailed when the target did not take it."""
+        ...
 
 
 class PullSource(Protocol):

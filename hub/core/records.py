@@ -363,3 +363,83 @@ class FeedKeyRecord:
     key_id: str
     secret_sha256: str
     issued_at: datetime
+
+
+# --- alerts (issue 10, part 5) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertStateRecord:
+    """A condition that holds for one rule and subject (a subscriber, an agreement, the
+    outbox): pending until it has held for the rule's `for`, then firing. No row: inactive."""
+
+    rule: str
+    subject: str
+    status: str  # pending | firing
+    since: datetime  # when the condition was first seen holding
+    firing_at: datetime | None
+    value: float
+    summary: str  # counts and ids only: never personal data
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertEventRecord:
+    """One notification: a condition started firing, or resolved. `id` is set by the store."""
+
+    rule: str
+    subject: str
+    kind: str  # firing | resolved
+    at: datetime
+    value: float
+    summary: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertDeliveryRecord:
+    """One event for one target; retried with backoff until delivered or given up."""
+
+    id: int
+    event: AlertEventRecord
+    target: str  # webhook:1, email (never the URL: it may hold a token)
+    attempts: int
+    next_attempt_at: datetime | None  # None: delivered or given up
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLevel:
+    """A queue's messages and consumers, as the broker last sampled them."""
+
+    messages: int
+    consumers: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvRowError:
+    """A refused row of a CSV upload: where, and what is wrong; never the value."""
+
+    line: int
+    column: str
+    problem: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvTransactionRecord:
+    """One CSV upload (an agent's file of one kind, known by its SHA-256) and its counts.
+    `status`: processing, complete or failed (a failed upload resumes when sent again)."""
+
+    id: str
+    agent_id: str
+    zone: str
+    kind: str
+    sha256: str
+    mapping_version: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    errors_not_listed: int = 0  # refused rows beyond the listed cap

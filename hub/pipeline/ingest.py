@@ -7,17 +7,24 @@ nothing refused is stored for routing, nothing acked is lost.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lxml import etree
 
 from hub.core.config import Agent, HubConfig
-from hub.core.envelope import SUPPORTED_VERSIONS, Action, MessageKind, version_matches
+from hub.core.envelope import (
+    HUB_VERSION,
+    SUPPORTED_VERSIONS,
+    Action,
+    MessageKind,
+    version_matches,
+)
 from hub.core.errors import (
     Access,
     Category,
@@ -114,6 +121,15 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class _Deferred:
+    """Learning kept for the end of a message: (learner, schools, UPN) and (object,
+    object name, learner)."""
+
+    learners: list[tuple[str, tuple[str, ...], str | None]] = field(default_factory=list)
+    objects: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class _Ctx:
     """Per-message values every handler needs."""
 
@@ -121,6 +137,12 @@ class _Ctx:
     incoming: Incoming
     sniffed: Sniffed
     root: etree._Element
+    # What this message already taught the learner index: telling it again changes nothing
+    # (a CSV chunk or a response names the same learner many times).
+    learnt: set[tuple[str, tuple[str, ...], str | None]] = field(default_factory=set)
+    # When set, what objects teach the learner index is told once for the whole message
+    # (an edge format's chunk of full objects) instead of object by object.
+    deferred: _Deferred | None = None
 
     def ok(
         self,
@@ -370,14 +392,22 @@ async def _outbox_item(
     action: Action,
     *,
     object_xml: bytes | None = None,
+    shown: Shown | None = None,
 ) -> OutboxRecord | None:
     """Resolve the object's learner and check its school, learn what the object shows,
-    and make its outbox row (`object_xml`: the element already serialized, off the loop)."""
+    and make its outbox row (`object_xml`: the element already serialized, off the loop;
+    `shown`: what an edge format's record shows beside the object)."""
     name = etree.QName(element).localname
     spec = CATALOGUE.get(name)
     if spec is None:
         raise xml_error(Xml.INVALID_VALUE, f"Unknown object {name}")
     facts = object_facts(element, spec)
+    if shown is not None:
+        facts = dataclasses.replace(
+            facts,
+            school_laestabs=(*facts.school_laestabs, *shown.laestabs),
+            upn=facts.upn or shown.upn,
+        )
     learner = spec.subject is Subject.LEARNER
     object_refid = data_id(element.get("RefId"))
     subject = data_id(facts.subject_refid)
@@ -422,10 +452,17 @@ async def _learn(
     school by default: no agent captures another school's learner), the UPN it carries,
     and which learner it is about. Copies that awaited this identity become due."""
     now = ctx.hub.clock()
-    if await tx.learners.remember(subject, shown, data_id(facts.upn)):
-        await tx.held.wake_identity(now, learner=subject)
+    learnt = (subject, shown, data_id(facts.upn))
+    if ctx.deferred is not None:
+        ctx.deferred.learners.append(learnt)
+    elif learnt not in ctx.learnt:
+        ctx.learnt.add(learnt)
+        if await tx.learners.remember(*learnt):
+            await tx.held.wake_identity(now, learner=subject)
     names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
-    if names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
+    if names_learner and ctx.deferred is not None:
+        ctx.deferred.objects.append((object_refid or "", name, subject))
+    elif names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
         await tx.held.wake_identity(now, object_refid=object_refid)
 
 
@@ -518,6 +555,93 @@ async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> lis
             if item is not None:
                 items.append(item)
     return items
+
+
+# --- objects from an edge format (a CSV upload) ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shown:
+    """What an edge format's record shows beside its object (a CSV row's DfE number and
+    UPN): checked and learnt exactly as if the object carried it."""
+
+    laestabs: tuple[str, ...] = ()
+    upn: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeObject:
+    element: etree._Element
+    object_xml: bytes
+    shown: Shown
+
+
+async def add_objects(
+    hub: IngestContext,
+    tx: Tx,
+    incoming: Incoming,
+    *,
+    sif_msg_id: str,
+    objects: Sequence[EdgeObject],
+) -> list[SifError | None] | None:
+    """Store objects that arrived outside a SIF_Message (a chunk of a CSV upload, already
+    XSD-validated) as one accepted message of Add events, inside the caller's transaction:
+    the same school checks, learning, outbox rows and audit row as an agent's SIF_Event.
+    One answer per object (None: accepted; a refusal leaves no trace of that object); None
+    when the agent already sent `sif_msg_id` (nothing stored again)."""
+    if await tx.messages.exists(incoming.agent.id, sif_msg_id):
+        return None
+    ctx = _edge_ctx(hub, incoming, sif_msg_id)
+    message_id = uuid.uuid4().hex
+    answers: list[SifError | None] = []
+    items: list[OutboxRecord] = []
+    for obj in objects:
+        try:
+            item = await _outbox_item(
+                ctx,
+                tx,
+                message_id,
+                len(items),
+                obj.element,
+                Action.ADD,
+                object_xml=obj.object_xml,
+                shown=obj.shown,
+            )
+        except SifError as error:
+            answers.append(error)
+            continue
+        answers.append(None)
+        if item is not None:
+            items.append(item)
+    await _learn_deferred(ctx, tx)
+    names = {etree.QName(o.element).localname for o in objects}
+    name = names.pop() if len(names) == 1 else None
+    await tx.messages.add(_message_record(ctx, message_id, sif_msg_id, name, Action.ADD, None))
+    await tx.outbox.add(items)
+    detail: dict[str, object] = {"message_id": message_id, "object": name, "objects": len(items)}
+    await _audit(ctx, tx, "message.accepted", detail)
+    return answers
+
+
+def _edge_ctx(hub: IngestContext, incoming: Incoming, sif_msg_id: str) -> _Ctx:
+    """The context of an Add SIF_Event from this agent, for objects that came without one."""
+    body = etree.Element("SIF_Event")
+    sniffed = Sniffed(
+        HUB_VERSION, MessageKind.EVENT, body, sif_msg_id, incoming.agent.id, Action.ADD
+    )
+    return _Ctx(hub, incoming, sniffed, body, deferred=_Deferred())
+
+
+async def _learn_deferred(ctx: _Ctx, tx: Tx) -> None:
+    """What the message's objects taught, in a few statements; copies that awaited these
+    identities become due (as `_learn` does object by object)."""
+    assert ctx.deferred is not None
+    now = ctx.hub.clock()
+    for learner in await tx.learners.remember_many(ctx.deferred.learners):
+        await tx.held.wake_identity(now, learner=learner)
+    objects = await tx.learners.remember_objects(ctx.deferred.objects)
+    if objects:
+        await tx.held.wake_objects(now, objects)
 
 
 # --- system control and pull delivery ---------------------------------------------------

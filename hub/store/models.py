@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -520,6 +521,92 @@ class FeedKeyRow(HubTable, table=True):
     issued_at: datetime = Field(sa_column=_col(UtcDateTime))
 
 
+class AlertStateRow(HubTable, table=True):
+    """A rule and subject whose condition holds (0011): pending or firing. Deleted when it
+    no longer holds, so a restarted hub neither notifies again nor forgets a firing alert."""
+
+    __tablename__ = "alert_states"
+
+    rule: str = Field(sa_column=_col(String, primary_key=True))
+    subject: str = Field(sa_column=_col(String, primary_key=True))
+    status: str = Field(sa_column=_col(String))
+    since: datetime = Field(sa_column=_col(UtcDateTime))
+    firing_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    value: float = Field(sa_column=_col(Float))
+    summary: str = Field(sa_column=_col(String))
+
+
+class AlertEventRow(HubTable, table=True):
+    """One notification made (0011): a condition started firing, or resolved."""
+
+    __tablename__ = "alert_events"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    rule: str = Field(sa_column=_col(String))
+    subject: str = Field(sa_column=_col(String))
+    kind: str = Field(sa_column=_col(String))
+    at: datetime = Field(sa_column=_col(UtcDateTime, index=True))
+    value: float = Field(sa_column=_col(Float))
+    summary: str = Field(sa_column=_col(String))
+
+
+class AlertDeliveryRow(HubTable, table=True):
+    """One notification for one target (0011), like the outbox: due at `next_attempt_at`
+    (NULL once delivered or given up), leased while being sent."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    event_id: int = Field(sa_column=_col(AutoId, index=True))
+    target: str = Field(sa_column=_col(String))
+    attempts: int = Field(sa_column=_col(Integer))
+    next_attempt_at: datetime | None = Field(
+        default=None, sa_column=_col(UtcDateTime, nullable=True, index=True)
+    )
+    delivered_at: datetime | None = Field(default=None, sa_column=_col(UtcDateTime, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=_col(String, nullable=True))
+
+
+class CsvTransactionRow(HubTable, table=True):
+    """One CSV upload (0008): an agent's file of one kind, known by its SHA-256 (a file
+    sent again is the same transaction), and its counts."""
+
+    __tablename__ = "csv_transactions"
+    __table_args__ = (UniqueConstraint("agent_id", "kind", "sha256"),)
+
+    id: str = Field(sa_column=_col(String(32), primary_key=True))
+    agent_id: str = Field(sa_column=_col(String))
+    zone: str = Field(sa_column=_col(String))
+    kind: str = Field(sa_column=_col(String))
+    sha256: str = Field(sa_column=_col(String(64)))
+    mapping_version: int = Field(sa_column=_col(Integer))
+    status: str = Field(sa_column=_col(String))
+    created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    updated_at: datetime = Field(sa_column=_col(UtcDateTime))
+    rows: int = Field(default=0, sa_column=_col(Integer))
+    accepted: int = Field(default=0, sa_column=_col(Integer))
+    rejected: int = Field(default=0, sa_column=_col(Integer))
+    errors_not_listed: int = Field(default=0, sa_column=_col(Integer))
+
+
+class CsvRowErrorRow(HubTable, table=True):
+    """A refused row of a CSV upload (0008): line, column, problem; never the value."""
+
+    __tablename__ = "csv_row_errors"
+
+    id: int | None = Field(
+        default=None, sa_column=_col(AutoId, primary_key=True, autoincrement=True)
+    )
+    transaction_id: str = Field(sa_column=_col(String(32), index=True))
+    line: int = Field(sa_column=_col(Integer))
+    column: str = Field(sa_column=_col(String))
+    problem: str = Field(sa_column=_col(String))
+
+
 def table(model: type[HubTable]) -> Table:
     """The Core Table behind a model (the repositories speak Core for speed)."""
     result = model.__table__  # type: ignore[attr-defined]
@@ -549,6 +636,11 @@ webhook_secrets = table(WebhookSecretRow)
 webhook_attempts = table(WebhookAttemptRow)
 export_rows = table(ExportRowRow)
 export_files = table(ExportFileRow)
+csv_transactions = table(CsvTransactionRow)
+csv_row_errors = table(CsvRowErrorRow)
 feed_items = table(FeedItemRow)
 feed_heads = table(FeedHeadRow)
 feed_keys = table(FeedKeyRow)
+alert_states = table(AlertStateRow)
+alert_events = table(AlertEventRow)
+alert_deliveries = table(AlertDeliveryRow)

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.repos.admin_users import SqlAdminUsers
 from hub.store.repos.agreements import SqlAgreements
+from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
+from hub.store.repos.csv_transactions import SqlCsvTransactions
 from hub.store.repos.disclosures import SqlDisclosures
 from hub.store.repos.exports import SqlExports
 from hub.store.repos.feeds import SqlFeeds
@@ -42,6 +44,8 @@ class SqlTx:
     webhooks: SqlWebhooks
     exports: SqlExports
     feeds: SqlFeeds
+    alerts: SqlAlerts
+    csv_transactions: SqlCsvTransactions
 
     @classmethod
     def on(cls, connection: AsyncConnection) -> SqlTx:
@@ -61,4 +65,6 @@ class SqlTx:
             webhooks=SqlWebhooks(connection),
             exports=SqlExports(connection),
             feeds=SqlFeeds(connection),
+            alerts=SqlAlerts(connection),
+            csv_transactions=SqlCsvTransactions(connection),
         )

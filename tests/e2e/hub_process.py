@@ -1,4 +1,5 @@
 """A real `hub serve` process on a SQLite file, for tests about the process itself (signals,
+from hub.core.config import HubConfig
 the disk under it)."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class HubProcess:
     process: subprocess.Popen[bytes]
     client: httpx.AsyncClient
     database: Path
+    queue_prefix: str = ""
 
 
 def _free_port() -> int:
@@ -48,13 +50,20 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
 
 @asynccontextmanager
 async def hub_process(
-    tmp_path: Path, example: Path = COUNTY, edit: Callable[[dict[str, Any]], None] | None = None
+    tmp_path: Path,
+    example: Path = COUNTY,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    config_update: dict[str, Any] | None = None,
 ) -> AsyncIterator[HubProcess]:
     """`hub serve` with the county configuration (or another `example`, changed by `edit`;
-    a private queue prefix) and its SQLite database in tmp_path; stopped (SIGTERM, then
-    SIGKILL) and its queues deleted after."""
+    `config_update` replaces top-level sections; a private queue prefix) and its SQLite
+    database in tmp_path, `env` added to its environment; stopped (SIGTERM, then SIGKILL)
+    and its queues deleted after."""
     raw = yaml.safe_load(example.read_text())
     raw["queue_prefix"] = county_config().queue_prefix
+    raw.update(config_update or {})
     if edit is not None:
         edit(raw)
     config = HubConfig.model_validate(raw)
@@ -70,6 +79,7 @@ async def hub_process(
         "HUB_DATA_DIR": str(database.parent),
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_AMQP_PROVISION_USERS": "false",
+        **(env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "hub", "serve", "--config", str(config_file)],
@@ -80,7 +90,7 @@ async def hub_process(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             await wait_ready(client)
-            yield HubProcess(process, client, database)
+            yield HubProcess(process, client, database, config.queue_prefix)
     finally:
         if process.poll() is None:
             process.terminate()

@@ -30,6 +30,7 @@ ADMIN_ONLY = frozenset({Role.ADMIN})
 EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/admin/stats"): ALL,
     ("GET", "/admin/subscribers"): ALL,
+    ("GET", "/admin/alerts"): ALL,
     ("GET", "/admin/agreements"): OPS_DPO,
     ("GET", "/admin/agreements/{agreement_id}"): OPS_DPO,
     ("GET", "/admin/agreements/{agreement_id}/diff"): OPS_DPO,

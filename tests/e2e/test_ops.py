@@ -57,6 +57,8 @@ async def test_ready_with_every_check_ok(running: RunningHub) -> None:
             "policy": "running",
             "backlog": "running",
             "purge": "running",
+            "alerts": "running",
+            "alert-delivery": "running",
         },
     }
 

@@ -30,3 +30,13 @@ class FakeLearners(FakeRepo):
     async def learners_of(self, object_refids: Sequence[str]) -> dict[str, str]:
         known = self._state.object_learners
         return {o: known[o] for o in object_refids if o in known}
+
+    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        changed = [o for o, n, learner in items if await self.remember_object(o, n, learner)]
+        return list(dict.fromkeys(changed))
+
+    async def remember_many(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[str]:
+        changed = [r for r, schools, upn in items if await self.remember(r, schools, upn)]
+        return list(dict.fromkeys(changed))

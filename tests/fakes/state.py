@@ -10,8 +10,13 @@ from datetime import UTC, datetime
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertDeliveryRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
+    CsvRowError,
+    CsvTransactionRecord,
     DisclosureRecord,
     ExportFileRecord,
     FeedItemRecord,
@@ -79,6 +84,11 @@ class State:
     feed_items: list[FeedItemRecord] = field(default_factory=list)  # in insertion order
     feed_heads: dict[str, int] = field(default_factory=dict)  # subscriber -> last cursor
     feed_keys: dict[str, FeedKeyRecord] = field(default_factory=dict)
+    alert_states: dict[tuple[str, str], AlertStateRecord] = field(default_factory=dict)
+    alert_events: list[AlertEventRecord] = field(default_factory=list)
+    alert_deliveries: dict[int, AlertDeliveryRecord] = field(default_factory=dict)
+    csv_transactions: dict[str, CsvTransactionRecord] = field(default_factory=dict)
+    csv_row_errors: list[tuple[str, CsvRowError]] = field(default_factory=list)
 
     def working_copy(self) -> State:
         """A transaction's private copy, isolated like a deep copy but far cheaper: records

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from hub.core.ports import StoreUnavailable
 from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
+from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
+from tests.fakes.csv_transactions import FakeCsvTransactions
 from tests.fakes.disclosures import FakeDisclosures
 from tests.fakes.exports import FakeExports
 from tests.fakes.feeds import FakeFeeds
@@ -51,6 +53,8 @@ class FakeTx:
     webhooks: FakeWebhooks
     exports: FakeExports
     feeds: FakeFeeds
+    alerts: FakeAlerts
+    csv_transactions: FakeCsvTransactions
 
     @classmethod
     def on(cls, state: State) -> FakeTx:
@@ -69,6 +73,8 @@ class FakeTx:
             webhooks=FakeWebhooks(state),
             exports=FakeExports(state),
             feeds=FakeFeeds(state),
+            alerts=FakeAlerts(state),
+            csv_transactions=FakeCsvTransactions(state),
         )
 
 

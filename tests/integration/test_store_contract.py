@@ -17,6 +17,8 @@ from hub.core.ports import AlreadyExists, DuplicateMessage, Store
 from hub.core.records import (
     AdminUserRecord,
     AgreementVersionRecord,
+    AlertEventRecord,
+    AlertStateRecord,
     ApprovalRecord,
     AuditRecord,
     BacklogFigures,
@@ -363,6 +365,57 @@ async def test_objects_remember_their_learner(any_store: Store) -> None:
         assert await tx.learners.remember_object("O1", "LearnerEntitlement", "R9") is True
         assert await tx.learners.learners_of(["O1"]) == {"O1": "R9"}
         assert await tx.learners.learners_of([]) == {}
+
+
+async def test_learners_and_objects_are_remembered_many_at_once(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.learners.remember_object("O1", "LearnerAttendance", "R1")
+        told: list[tuple[str, list[str], str | None]] = [
+            ("R1", ["SCH2"], UPN),
+            ("R2", ["SCH1"], None),
+            ("R3", [], OTHER_UPN),
+            ("R3", ["SCH1"], OTHER_UPN),
+            ("R1", [], None),
+        ]
+        changed = await tx.learners.remember_many(told)
+        assert sorted(changed) == ["R3"]  # R1's UPN is known, R2 has none
+        assert await tx.learners.remember_many([]) == []
+        objects = await tx.learners.remember_objects(
+            [
+                ("O1", "LearnerAttendance", "R1"),
+                ("O2", "LearnerAttendance", "R2"),
+                ("O3", "LearnerExclusion", "R3"),
+                ("O2", "LearnerAttendance", "R2"),
+            ]
+        )
+        assert sorted(objects) == ["O2", "O3"]
+        assert await tx.learners.remember_objects([("O1", "LearnerAttendance", "R9")]) == ["O1"]
+        assert await tx.learners.remember_objects([]) == []
+    async with any_store.transaction() as tx:
+        assert await tx.learners.schools("R1") == {"SCH1", "SCH2"}
+        assert await tx.learners.schools("R2") == {"SCH1"}
+        assert await tx.learners.schools("R3") == {"SCH1"}
+        assert await tx.learners.upns(["R1", "R2", "R3"]) == {"R1": UPN, "R3": OTHER_UPN}
+        assert await tx.learners.learners_of(["O1", "O2", "O3"]) == {
+            "O1": "R9",
+            "O2": "R2",
+            "O3": "R3",
+        }
+
+
+async def test_copies_awaiting_identity_wake_for_many_objects_at_once(any_store: Store) -> None:
+    msg = message()
+    items = [dataclasses.replace(outbox_item(msg, n), object_refid=f"O{n}") for n in range(3)]
+    async with any_store.transaction() as tx:
+        await tx.messages.add(msg)
+        await tx.outbox.add(items)
+        waiting = [held(item.id, reason="identity") for item in items]
+        await tx.held.add(waiting)
+        assert await tx.held.wake_objects(at(5), ["O0", "O2", "O9"]) == 2
+        assert await tx.held.wake_objects(at(6), []) == 0
+        due = await tx.held.claim_due(at(10), 10, PEEK)
+    assert sorted(h.id for h in due) == sorted([waiting[0].id, waiting[2].id])
 
 
 # -- agreements ------------------------------------------------------------------------
@@ -761,3 +814,105 @@ async def test_stats_count_messages_rejections_and_outbox(any_store: Store) -> N
         delivered={},
         pending=3,
     )
+
+
+async def test_rejections_since_counts_from_a_time(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        for minutes in (0, 1, 2):
+            await tx.audit.add_rejection(RejectionRecord(at(minutes), "agent-1", "zone-1", 1, 3))
+    async with any_store.transaction() as tx:
+        assert [await tx.audit.rejections_since(at(m)) for m in (0, 1, 2.5)] == [3, 2, 0]
+
+
+def alert_state(status: str = "pending", value: float = 3) -> AlertStateRecord:
+    return AlertStateRecord(
+        rule="dead_letters",
+        subject="cme",
+        status=status,
+        since=T0,
+        firing_at=at(1) if status == "firing" else None,
+        value=value,
+        summary=f"{value:g} messages",
+    )
+
+
+async def test_alert_states_are_replaced_and_deleted(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.exclusive()
+        await tx.alerts.save_state("dead_letters", "cme", alert_state())
+        await tx.alerts.save_state("dead_letters", "cme", alert_state("firing", 5))
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.states() == [alert_state("firing", 5)]
+        await tx.alerts.save_state("dead_letters", "cme", None)
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.states() == []
+
+
+async def test_alert_deliveries_are_claimed_once_retried_and_settled(any_store: Store) -> None:
+    event = AlertEventRecord(
+        rule="dead_letters", subject="cme", kind="firing", at=T0, value=3, summary="3 messages"
+    )
+    async with any_store.transaction() as tx:
+        first = await tx.alerts.add_event(event, ["webhook:1", "email"], T0)
+        second = await tx.alerts.add_event(dataclasses.replace(event, kind="resolved"), [], T0)
+    async with any_store.transaction() as tx:
+        assert [e.kind for e in await tx.alerts.events(10)] == ["resolved", "firing"]
+        claimed = await tx.alerts.claim_deliveries(at(1), 10, LEASE)
+        assert [(d.target, d.event.id, d.event.summary) for d in claimed] == [
+            ("webhook:1", first, "3 messages"),
+            ("email", first, "3 messages"),
+        ]
+        # Leased: a second claimer gets nothing until the lease ends.
+        assert await tx.alerts.claim_deliveries(at(1), 10, LEASE) == []
+        webhook, email = claimed
+        await tx.alerts.delivered(email.id, at(2))
+        await tx.alerts.failed(webhook.id, "http_503", at(5))
+    async with any_store.transaction() as tx:
+        assert await tx.alerts.claim_deliveries(at(4), 10, LEASE) == []
+        (again,) = await tx.alerts.claim_deliveries(at(5), 10, LEASE)
+        assert (again.id, again.attempts, again.last_error) == (webhook.id, 1, "http_503")
+        await tx.alerts.failed(again.id, "timeout", None)  # given up
+        rows = {d.target: d for d in await tx.alerts.deliveries([first, second])}
+    assert rows["email"].delivered_at == at(2) and rows["email"].next_attempt_at is None
+    assert rows["webhook:1"].attempts == 2 and rows["webhook:1"].next_attempt_at is None
+    assert rows["webhook:1"].last_error == "timeout" and rows["webhook:1"].delivered_at is None
+
+
+async def test_csv_transactions_count_chunks_list_problems_and_refuse_a_second_file(
+    any_store: Store,
+) -> None:
+    from hub.core.records import CsvRowError, CsvTransactionRecord
+
+    record = CsvTransactionRecord(
+        id=uuid.uuid4().hex,
+        agent_id="hilltop-mis",
+        zone="derbyshire",
+        kind="attendance",
+        sha256="ab" * 32,
+        mapping_version=1,
+        status="processing",
+        created_at=T0,
+        updated_at=T0,
+    )
+    async with any_store.transaction() as tx:
+        await tx.csv_transactions.add(record)
+    with pytest.raises(AlreadyExists):
+        async with any_store.transaction() as tx:
+            await tx.csv_transactions.add(dataclasses.replace(record, id=uuid.uuid4().hex))
+    late = CsvRowError(line=9, column="UPN", problem="missing")
+    early = CsvRowError(line=3, column="Date", problem="not a date")
+    async with any_store.transaction() as tx:
+        for errors in ([late], [early]):
+            await tx.csv_transactions.add_chunk(
+                record.id, rows=5, accepted=4, rejected=1, errors=errors, not_listed=2, at=T0
+            )
+        await tx.csv_transactions.set_status(record.id, "complete", T0 + timedelta(seconds=1))
+    async with any_store.transaction() as tx:
+        found = await tx.csv_transactions.find("hilltop-mis", "attendance", "ab" * 32)
+        other = await tx.csv_transactions.find("hilltop-mis", "pupils", "ab" * 32)
+        errors = await tx.csv_transactions.errors(record.id, 10)
+        first = await tx.csv_transactions.errors(record.id, 1)
+    assert found is not None and other is None
+    assert (found.rows, found.accepted, found.rejected, found.errors_not_listed) == (10, 8, 2, 4)
+    assert (found.status, found.updated_at) == ("complete", T0 + timedelta(seconds=1))
+    assert errors == [early, late] and first == [early]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import func, select
+
 from hub.core.records import AuditRecord, RejectionRecord
 from hub.store.models import audit, rejections
 from hub.store.repos.base import SqlRepo
@@ -29,3 +33,7 @@ class SqlAudit(SqlRepo):
             "object_name": entry.object_name,
         }
         await self._execute(rejections.insert().values(values))
+
+    async def rejections_since(self, at: datetime) -> int:
+        query = select(func.count()).select_from(rejections).where(rejections.c.at >= at)
+        return int((await self._execute(query)).scalar_one())

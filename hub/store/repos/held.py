@@ -110,6 +110,12 @@ class SqlHeld(SqlRepo):
             about.append(outbox.c.object_refid == object_refid)
         return await self._wake(now, or_(*about) if about else None)
 
+    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
+        woken = 0
+        for chunk in chunks(object_refids):
+            woken += await self._wake(now, outbox.c.object_refid.in_(chunk))
+        return woken
+
     async def wake_resolved(self, now: datetime) -> int:
         mapped = (
             select(object_learners.c.learner_refid)

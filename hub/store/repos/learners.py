@@ -73,3 +73,54 @@ class SqlLearners(SqlRepo):
             rows = (await self._execute(query)).all()
             found.update({row.object_refid: row.learner_refid for row in rows})
         return found
+
+    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        latest = {refid: (name, learner) for refid, name, learner in items}
+        known = await self.learners_of(list(latest))
+        changed = [refid for refid, (_, learner) in latest.items() if known.get(refid) != learner]
+        if changed:
+            now = utcnow()
+            rows = [
+                {
+                    "object_refid": refid,
+                    "object_name": latest[refid][0],
+                    "learner_refid": latest[refid][1],
+                    "updated_at": now,
+                }
+                for refid in changed
+            ]
+            insert = self._insert(object_learners)
+            statement = insert.on_conflict_do_update(
+                index_elements=["object_refid"],
+                set_={
+                    "learner_refid": insert.excluded.learner_refid,
+                    "updated_at": insert.excluded.updated_at,
+                },
+            )
+            await self._execute(statement, rows)
+        return changed
+
+    async def remember_many(
+        self, items: Sequence[tuple[str, Sequence[str], str | None]]
+    ) -> list[str]:
+        now = utcnow()
+        shown = {(refid, s) for refid, schools, _ in items for s in schools}
+        if shown:
+            rows = [{"refid": r, "laestab": s, "first_seen": now} for r, s in sorted(shown)]
+            statement = self._insert(learner_schools).on_conflict_do_nothing(
+                index_elements=["refid", "laestab"]
+            )
+            await self._execute(statement, rows)
+        upns = {refid: upn for refid, _, upn in items if upn is not None}  # None never forgets
+        known = await self.upns(list(upns))
+        changed = [refid for refid, upn in upns.items() if known.get(refid) != upn]
+        if changed:
+            insert = self._insert(learners)
+            statement = insert.on_conflict_do_update(
+                index_elements=["refid"],
+                set_={"upn": insert.excluded.upn, "updated_at": insert.excluded.updated_at},
+            )
+            await self._execute(
+                statement, [{"refid": r, "upn": upns[r], "updated_at": now} for r in changed]
+            )
+        return changed

@@ -2,7 +2,8 @@
 the CSV files cut from them.
 
 Revision ID: 0010_exports
-Revises: 0009_feeds (chained after feeds when main was merged in; the brief said 0007)
+Revises: 0008_csv_transactions (chained after main's head when main was merged in; the
+brief said 0007)
 Create Date: 2026-12-02
 
 Written by hand and checked against hub.store.models by tests/integration/test_store.py.
@@ -17,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010_exports"
-down_revision: str | Sequence[str] | None = "0009_feeds"
+down_revision: str | Sequence[str] | None = "0008_csv_transactions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
