@@ -4,11 +4,11 @@ they report (implemented in hub.store and hub.amqp, wired in hub.composition).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hub.core.errors import SifError
 from hub.core.records import (
@@ -23,6 +23,7 @@ from hub.core.records import (
     CsvRowError,
     CsvTransactionRecord,
     DisclosureRecord,
+    ExportFileRecord,
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
@@ -36,6 +37,7 @@ from hub.core.records import (
     QueueLevel,
     Registration,
     RejectionRecord,
+    StagedRowRecord,
     Stats,
     SuppressionRecord,
     WebhookAttemptRecord,
@@ -281,6 +283,43 @@ class Webhooks(Protocol):
         ...
 
 
+class Exports(Protocol):
+    """File subscribers' staged rows (one per copy) and the files cut from them."""
+
+    async def stage(self, records: Sequence[StagedRowRecord]) -> None:
+        """Stage copies' rows; a copy staged already keeps its row (a re-sent copy)."""
+        ...
+
+    async def waiting(self, subscriber: str) -> tuple[int, datetime | None]:
+        """Rows not yet in a file, and when the newest of them was staged."""
+        ...
+
+    async def pending(self, subscriber: str, limit: int) -> list[StagedRowRecord]:
+        """Rows not yet in a file, oldest first."""
+        ...
+
+    async def last_seq(self, subscriber: str) -> int: ...
+    async def add_file(self, record: ExportFileRecord, copy_msg_ids: Sequence[str]) -> int:
+        """Record the file and put these rows in it; returns how many were still waiting
+        (fewer: another hub cut some of them, and this transaction must not commit)."""
+        ...
+
+    async def files(self, subscriber: str, limit: int = 100) -> list[ExportFileRecord]:
+        """Newest first."""
+        ...
+
+    async def file(self, export_id: str) -> ExportFileRecord | None: ...
+    async def expired(self, now: datetime, limit: int) -> list[ExportFileRecord]: ...
+    async def delete_files(self, export_ids: Sequence[str]) -> int:
+        """Delete the files' rows and their staged rows; returns the staged rows deleted."""
+        ...
+
+    async def purge_waiting(self, staged_before: datetime, limit: int, dry_run: bool) -> int:
+        """Staged rows no file took before the cut-off (their subscriber no longer takes
+        files): deleted, or counted in a dry run."""
+        ...
+
+
 class Feeds(Protocol):
     """Released copies kept for subscribers that pull, each under a per-subscriber cursor
     that only grows (cursors are handed out in commit order), and their API keys."""
@@ -430,6 +469,8 @@ class Tx(Protocol):
     def admin_users(self) -> AdminUsers: ...
     @property
     def webhooks(self) -> Webhooks: ...
+    @property
+    def exports(self) -> Exports: ...
     @property
     def feeds(self) -> Feeds: ...
     @property
@@ -607,6 +648,40 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class WrittenFile:
+    """A CSV file and its manifest, in place under their final names."""
+
+    manifest_name: str
+    sha256: str
+    size_bytes: int
+
+
+class ExportFiles(Protocol):
+    """The file format and the directory (adapters/file_export.py). Blocking: called in a
+    worker thread."""
+
+    def cells(self, body: bytes, columns: Mapping[str, str]) -> dict[str, str] | None:
+        """{column: value} read from a released copy only; None if it holds no object."""
+        ...
+
+    def write(
+        self,
+        directory: str,
+        file_name: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        manifest: Mapping[str, Any],
+    ) -> WrittenFile:
+        """Write the CSV, then its manifest, each atomically; raises FileExistsError
+        rather than replace a file of that name."""
+        ...
+
+    def remove(self, directory: str, names: Sequence[str]) -> None:
+        """Delete these files if present."""
+        ...
 
 
 class Pusher(Protocol):

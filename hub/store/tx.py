@@ -16,6 +16,7 @@ from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.csv_transactions import SqlCsvTransactions
 from hub.store.repos.disclosures import SqlDisclosures
+from hub.store.repos.exports import SqlExports
 from hub.store.repos.feeds import SqlFeeds
 from hub.store.repos.held import SqlHeld
 from hub.store.repos.learners import SqlLearners
@@ -41,6 +42,7 @@ class SqlTx:
     retention: SqlRetention
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
+    exports: SqlExports
     feeds: SqlFeeds
     alerts: SqlAlerts
     csv_transactions: SqlCsvTransactions
@@ -61,6 +63,7 @@ class SqlTx:
             retention=SqlRetention(connection),
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
+            exports=SqlExports(connection),
             feeds=SqlFeeds(connection),
             alerts=SqlAlerts(connection),
             csv_transactions=SqlCsvTransactions(connection),

@@ -21,6 +21,7 @@ from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
 from tests.fakes.csv_transactions import FakeCsvTransactions
 from tests.fakes.disclosures import FakeDisclosures
+from tests.fakes.exports import FakeExports
 from tests.fakes.feeds import FakeFeeds
 from tests.fakes.held import FakeHeld
 from tests.fakes.learners import FakeLearners
@@ -50,6 +51,7 @@ class FakeTx:
     retention: FakeRetention
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
+    exports: FakeExports
     feeds: FakeFeeds
     alerts: FakeAlerts
     csv_transactions: FakeCsvTransactions
@@ -69,6 +71,7 @@ class FakeTx:
             retention=FakeRetention(state),
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
+            exports=FakeExports(state),
             feeds=FakeFeeds(state),
             alerts=FakeAlerts(state),
             csv_transactions=FakeCsvTransactions(state),

@@ -23,6 +23,7 @@ from hub.core.records import (
     AuditRecord,
     BacklogFigures,
     DisclosureRecord,
+    ExportFileRecord,
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
@@ -33,6 +34,7 @@ from hub.core.records import (
     PupilAccessRecord,
     Registration,
     RejectionRecord,
+    StagedRowRecord,
     Stats,
     SuppressionRecord,
     WebhookAttemptRecord,
@@ -673,6 +675,73 @@ async def test_webhook_secrets_are_replaced_and_attempts_listed_newest_first(
         )
         assert purged.webhook_attempts == 2
         assert await tx.webhooks.attempts() == [rows[1]]
+
+
+def staged(copy_id: str, minutes: float, subscriber: str = "capita") -> StagedRowRecord:
+    return StagedRowRecord(
+        copy_msg_id=copy_id,
+        subscriber=subscriber,
+        object_name="LearnerPersonal",
+        action="Add",
+        agreement_id="DSA-1",
+        agreement_version=2,
+        cells={"UPN": "A123456789012", "Surname": ""},
+        staged_at=at(minutes),
+    )
+
+
+def export_file(seq: int, rows: int, purge_minutes: float) -> ExportFileRecord:
+    return ExportFileRecord(
+        id=new_id(),
+        subscriber="capita",
+        seq=seq,
+        directory="/exports",
+        file_name=f"capita-{seq}.csv",
+        manifest_name=f"capita-{seq}.csv.manifest.json",
+        rows=rows,
+        counts={"LearnerPersonal": rows},
+        agreements=["DSA-1@2"],
+        sha256="0" * 64,
+        size_bytes=123,
+        created_at=at(5),
+        purge_after=at(purge_minutes),
+    )
+
+
+async def test_exports_stage_once_cut_once_and_purge_with_their_rows(any_store: Store) -> None:
+    first, second = export_file(1, 2, 60), export_file(2, 1, 120)
+    async with any_store.transaction() as tx:
+        assert await tx.exports.waiting("capita") == (0, None)
+        await tx.exports.stage([staged("C2", 2), staged("C1", 1)])
+        await tx.exports.stage([staged("C1", 3), staged("O1", 1, subscriber="other")])
+        await tx.exports.stage([])
+    async with any_store.transaction() as tx:  # C1 re-sent: it keeps its first row
+        assert await tx.exports.waiting("capita") == (2, at(2))
+        assert [r.copy_msg_id for r in await tx.exports.pending("capita", 10)] == ["C1", "C2"]
+        assert await tx.exports.pending("capita", 1) == [staged("C1", 1)]
+        assert await tx.exports.last_seq("capita") == 0
+        assert await tx.exports.add_file(first, ["C1", "C2"]) == 2
+    async with any_store.transaction() as tx:
+        await tx.exports.stage([staged("C3", 4)])
+        assert await tx.exports.add_file(second, ["C1", "C3"]) == 1  # C1 is in a file already
+        assert await tx.exports.waiting("capita") == (0, None)
+        assert await tx.exports.last_seq("capita") == 2
+        assert await tx.exports.files("capita") == [second, first]
+        assert await tx.exports.file(first.id) == first
+        assert await tx.exports.file("nope") is None
+        assert await tx.exports.expired(at(90), 10) == [first]
+        assert await tx.exports.delete_files([first.id]) == 2
+    async with any_store.transaction() as tx:
+        assert await tx.exports.files("capita") == [second]
+        assert await tx.exports.file(first.id) is None
+        assert await tx.exports.waiting("other") == (1, at(1))
+        # A row no file took (its subscriber stopped taking files) goes after the cut-off.
+        assert await tx.exports.purge_waiting(at(1), 10, dry_run=False) == 0
+        assert await tx.exports.purge_waiting(at(2), 10, dry_run=True) == 1
+        assert await tx.exports.waiting("other") == (1, at(1))
+        assert await tx.exports.purge_waiting(at(2), 10, dry_run=False) == 1
+        assert await tx.exports.waiting("other") == (0, None)
+        assert await tx.exports.files("capita") == [second]  # filed rows are not touched
 
 
 def feed_item(copy: str, subscriber: str = "vs", purge_days: float = 30) -> FeedItemRecord:
