@@ -28,6 +28,7 @@ from hub.core.records import (
     PurgeCounts,
     Registration,
     RejectionRecord,
+    Staged,
     Stats,
     SuppressionRecord,
     WebhookAttemptRecord,
@@ -315,8 +316,21 @@ class Tx(Protocol):
     def webhooks(self) -> Webhooks: ...
 
 
+# Reads what a message needs (in a transaction shared with other requests) and returns the
+# rows to add, or None when the message was already accepted. It must not write.
+Stage = Callable[[Tx], Awaitable[Staged | None]]
+
+
 class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+    async def accept(self, stage: Stage, *, agent_id: str, sif_msg_id: str) -> bool:
+        """Group commit: run `stage` with other concurrent requests' stages in one
+        transaction, write every staged row with multi-row inserts and commit once. True
+        once the commit holding this message's rows is done; False when (agent_id,
+        sif_msg_id) was already accepted (nothing written). Raises what `stage` raises
+        (nothing written), or StoreUnavailable (nothing acked; the agent sends again)."""
+        ...
+
     async def ping(self) -> None: ...
     async def reclaim_space(self, full: bool = False) -> None:
         """Give freed pages back to the file system (SQLite), or leave it to autovacuum."""

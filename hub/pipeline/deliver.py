@@ -112,9 +112,7 @@ def set_aside(ctx: PushContext, copy: Delivered, *, unreleased: bool = False) ->
     )
 
 
-async def await_release(
-    store: Store, copy_msg_id: str, waits: tuple[float, ...]
-) -> bool | None:
+async def await_release(store: Store, copy_msg_id: str, waits: tuple[float, ...]) -> bool | None:
     """Whether the copy is acknowledged yet, once its disclosure row is committed; None if
     the row does not appear within `waits` (not released yet, or never). Every delivery
     (webhook, feed, file) checks this before a copy leaves, so none outruns dispatch."""

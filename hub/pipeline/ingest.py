@@ -50,11 +50,13 @@ from hub.core.ports import (
 )
 from hub.core.records import (
     AuditRecord,
+    Learnt,
     MessageRecord,
     OutboxRecord,
     PacketRecord,
     Registration,
     RejectionRecord,
+    Staged,
 )
 from hub.core.schools import SchoolIndex, choose_school
 from hub.pipeline.offload import Offload
@@ -317,6 +319,8 @@ def _refuse_if_behind(ctx: _Ctx) -> None:
 
 
 async def _event(ctx: _Ctx) -> bytes:
+    """Checked and staged inside a group commit (hub.store.group): acked only once the
+    transaction holding its rows, shared with other requests, has committed."""
     _refuse_if_behind(ctx)
     header = read_header(ctx.sniffed.body)
     event = read_event(ctx.sniffed.body)
@@ -324,39 +328,38 @@ async def _event(ctx: _Ctx) -> bytes:
     object_xml = await ctx.hub.offload.run(
         len(ctx.incoming.body), lambda: etree.tostring(event.element, encoding="UTF-8")
     )
-    async with ctx.hub.store.transaction() as tx:
+
+    async def stage(tx: Tx) -> Staged | None:  # reads only: the group writes what it returns
         await _registered(ctx, tx)
         if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
-            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        item = await _outbox_item(
+            return None
+        item, learnt = await _outbox_item(
             ctx, tx, message_id, 0, event.element, event.action, object_xml=object_xml
         )
+        school = item.school if item else None
         record = _message_record(
-            ctx,
-            message_id,
-            header.msg_id,
-            event.object_name,
-            event.action,
-            item.school if item else None,
+            ctx, message_id, header.msg_id, event.object_name, event.action, school
         )
-        try:
-            await tx.messages.add(record)
-        except DuplicateMessage:
-            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        if item is not None:
-            await tx.outbox.add([item])
-        await _audit(
-            ctx,
-            tx,
-            "message.accepted",
-            {
-                "message_id": message_id,
-                "object": event.object_name,
-                "action": event.action.value,
-                "refid": event.element.get("RefId"),
-            },
+        detail: dict[str, object] = {
+            "message_id": message_id,
+            "object": event.object_name,
+            "action": event.action.value,
+            "refid": event.element.get("RefId"),
+        }
+        return Staged(
+            message=record,
+            outbox=(item,) if item else (),
+            audit=(_audit_record(ctx, "message.accepted", detail),),
+            learnt=(learnt,) if learnt else (),
+            at=ctx.hub.clock(),
         )
-    if item is not None:
+
+    staged = await ctx.hub.store.accept(
+        stage, agent_id=ctx.incoming.agent.id, sif_msg_id=header.msg_id
+    )
+    if not staged:
+        return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
+    if CATALOGUE[event.object_name].routable:
         ctx.hub.routed()
     return ctx.ok()
 
@@ -370,9 +373,10 @@ async def _outbox_item(
     action: Action,
     *,
     object_xml: bytes | None = None,
-) -> OutboxRecord | None:
-    """Resolve the object's learner and check its school, learn what the object shows,
-    and make its outbox row (`object_xml`: the element already serialized, off the loop)."""
+) -> tuple[OutboxRecord | None, Learnt | None]:
+    """Resolve the object's learner and check its school, tell what the object shows
+    about its learner (for the caller to learn), and make its outbox row (`object_xml`:
+    the element already serialized, off the loop). Reads only."""
     name = etree.QName(element).localname
     spec = CATALOGUE.get(name)
     if spec is None:
@@ -389,10 +393,11 @@ async def _outbox_item(
     )
     kind_action = action if ctx.sniffed.kind is MessageKind.EVENT else None
     routing = choose_school(ctx.incoming.agent, named, known_at or frozenset(), kind_action)
+    learnt = None
     if learner and subject and action is not Action.DELETE:
-        await _learn(ctx, tx, name, facts, subject, object_refid, named.known)
+        learnt = _learnt(name, facts, subject, object_refid, named.known)
     if not spec.routable:
-        return None
+        return None, learnt
     return OutboxRecord(
         id=uuid.uuid4().hex,
         message_id=message_id,
@@ -406,27 +411,40 @@ async def _outbox_item(
         subject_refid=subject,
         object_refid=object_refid,
         object_xml=object_xml or etree.tostring(element, encoding="UTF-8"),
-    )
+    ), learnt
 
 
-async def _learn(
-    ctx: _Ctx,
-    tx: Tx,
+def _learnt(
     name: str,
     facts: ObjectFacts,
     subject: str,
     object_refid: str | None,
     shown: tuple[str, ...],
-) -> None:
-    """Remember only what the object itself shows: the schools it names (never the agent's
-    school by default: no agent captures another school's learner), the UPN it carries,
-    and which learner it is about. Copies that awaited this identity become due."""
-    now = ctx.hub.clock()
-    if await tx.learners.remember(subject, shown, data_id(facts.upn)):
-        await tx.held.wake_identity(now, learner=subject)
+) -> Learnt:
+    """Only what the object itself shows: the schools it names (never the agent's school by
+    default: no agent captures another school's learner), the UPN it carries, and which
+    learner it is about."""
     names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
-    if names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
-        await tx.held.wake_identity(now, object_refid=object_refid)
+    return Learnt(
+        learner=subject,
+        schools=shown,
+        upn=data_id(facts.upn),
+        object_refid=object_refid if names_learner else None,
+        object_name=name,
+    )
+
+
+async def _learn(ctx: _Ctx, tx: Tx, learnt: Learnt | None) -> None:
+    """Remember it now (the group commit writes its requests' in one go, hub.store.accept);
+    copies that awaited this identity become due."""
+    if learnt is None:
+        return
+    now = ctx.hub.clock()
+    if await tx.learners.remember(learnt.learner, learnt.schools, learnt.upn):
+        await tx.held.wake_identity(now, learner=learnt.learner)
+    refid = learnt.object_refid
+    if refid and await tx.learners.remember_object(refid, learnt.object_name or "", learnt.learner):
+        await tx.held.wake_identity(now, object_refid=refid)
 
 
 def _message_record(
@@ -471,7 +489,8 @@ async def _response(ctx: _Ctx) -> bytes:
                 f"{packet.request_msg_id} was already received",
             )
         for element in packet.objects:  # check rights now: refuse the packet, not the batch later
-            await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
+            _, learnt = await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
+            await _learn(ctx, tx, learnt)
         try:
             await tx.messages.add(_message_record(ctx, message_id, header.msg_id, None, None, None))
         except DuplicateMessage:
@@ -514,7 +533,10 @@ async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> lis
         assert payload is not None
         body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
         for element in response_objects(body):
-            item = await _outbox_item(ctx, tx, packet.message_id, len(items), element, Action.ADD)
+            item, learnt = await _outbox_item(
+                ctx, tx, packet.message_id, len(items), element, Action.ADD
+            )
+            await _learn(ctx, tx, learnt)
             if item is not None:
                 items.append(item)
     return items
@@ -585,14 +607,12 @@ _HANDLERS = {
 
 
 async def _audit(ctx: _Ctx, tx: Tx, action: str, detail: dict[str, object]) -> None:
-    await tx.audit.add(
-        AuditRecord(
-            ctx.hub.clock(),
-            f"agent:{ctx.incoming.agent.id}",
-            action,
-            ctx.incoming.zone,
-            dict(detail),
-        )
+    await tx.audit.add(_audit_record(ctx, action, detail))
+
+
+def _audit_record(ctx: _Ctx, action: str, detail: dict[str, object]) -> AuditRecord:
+    return AuditRecord(
+        ctx.hub.clock(), f"agent:{ctx.incoming.agent.id}", action, ctx.incoming.zone, dict(detail)
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from hub.core.records import AuditRecord, RejectionRecord
 from hub.store.models import audit, rejections
 from hub.store.repos.base import SqlRepo
@@ -9,15 +12,11 @@ from hub.store.repos.base import SqlRepo
 
 class SqlAudit(SqlRepo):
     async def add(self, entry: AuditRecord) -> None:
-        values = {
-            "at": entry.at,
-            "actor": entry.actor,
-            "action": entry.action,
-            "subject": entry.subject,
-            "detail": dict(entry.detail),
-            "note": entry.note,
-        }
-        await self._execute(audit.insert().values(values))
+        await self._execute(audit.insert().values(_audit_values(entry)))
+
+    async def add_many(self, entries: Sequence[AuditRecord]) -> None:
+        if entries:
+            await self._execute(audit.insert(), [_audit_values(e) for e in entries])
 
     async def add_rejection(self, entry: RejectionRecord) -> None:
         values = {
@@ -29,3 +28,14 @@ class SqlAudit(SqlRepo):
             "object_name": entry.object_name,
         }
         await self._execute(rejections.insert().values(values))
+
+
+def _audit_values(entry: AuditRecord) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "detail": dict(entry.detail),
+        "note": entry.note,
+    }
