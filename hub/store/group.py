@@ -57,10 +57,6 @@ class _Unit(Generic[TxT, StagedT]):
             self.done.set_exception(error)
 
 
-class _Spoilt(Exception):
-    """A stage failed with a database error: the transaction may be unusable."""
-
-
 # Opens the group's transaction; `prepare` is told the group's keys first (to look up
 # duplicates in one statement), `write` adds the staged rows and says, for each, whether it
 # was accepted (False: its message's key was already there, or earlier in the group).
@@ -161,10 +157,8 @@ class GroupCommit(Generic[TxT, StagedT]):
             for unit in group:
                 try:
                     rows = await unit.stage(tx)
-                except StoreUnavailable:
-                    raise
-                except SQLAlchemyError as error:
-                    raise _Spoilt(type(error).__name__) from error
+                except (StoreUnavailable, SQLAlchemyError):
+                    raise  # the transaction may be unusable: the whole group fails (above)
                 except Exception as error:  # its refusal; it wrote nothing
                     outcomes.append(error)
                     continue
