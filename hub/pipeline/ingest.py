@@ -329,13 +329,17 @@ async def _event(ctx: _Ctx) -> bytes:
         len(ctx.incoming.body), lambda: etree.tostring(event.element, encoding="UTF-8")
     )
 
+    routed = False
+
     async def stage(tx: Tx) -> Staged | None:  # reads only: the group writes what it returns
+        nonlocal routed
         await _registered(ctx, tx)
         if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
             return None
         item, learnt = await _outbox_item(
             ctx, tx, message_id, 0, event.element, event.action, object_xml=object_xml
         )
+        routed = item is not None
         school = item.school if item else None
         record = _message_record(
             ctx, message_id, header.msg_id, event.object_name, event.action, school
@@ -359,7 +363,7 @@ async def _event(ctx: _Ctx) -> bytes:
     )
     if not staged:
         return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-    if CATALOGUE[event.object_name].routable:
+    if routed:
         ctx.hub.routed()
     return ctx.ok()
 
