@@ -27,6 +27,7 @@ from hub.core.records import (
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
+    Learnt,
     LifecycleRecord,
     MessageRecord,
     OutboxRecord,
@@ -37,6 +38,7 @@ from hub.core.records import (
     QueueLevel,
     Registration,
     RejectionRecord,
+    Staged,
     StagedRowRecord,
     Stats,
     SuppressionRecord,
@@ -132,16 +134,10 @@ class Learners(Protocol):
         """{object RefId: learner RefId} for the objects whose learner is known."""
         ...
 
-    async def remember_many(
-        self, items: Sequence[tuple[str, Sequence[str], str | None]]
-    ) -> list[str]:
-        """`remember` for many (learner RefId, schools, UPN) at once; the learner RefIds
-        whose UPN is new or changed."""
-        ...
-
-    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
-        """`remember_object` for many (object RefId, object name, learner RefId) at once;
-        the object RefIds whose learner is new or changed."""
+    async def remember_many(self, learnt: Sequence[Learnt]) -> tuple[list[str], list[str]]:
+        """`remember` and `remember_object` for many at once, in their order (the last UPN
+        or learner given for one RefId wins): the learners whose UPN and the objects whose
+        learner became known or changed."""
         ...
 
 
@@ -202,8 +198,10 @@ class Held(Protocol):
         change)."""
         ...
 
-    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
-        """`wake_identity(object_refid=...)` for many objects at once."""
+    async def wake_identities(
+        self, now: datetime, *, learners: Sequence[str], object_refids: Sequence[str]
+    ) -> int:
+        """`wake_identity` for many learners and objects at once."""
         ...
 
     async def wake_resolved(self, now: datetime) -> int:
@@ -479,8 +477,21 @@ class Tx(Protocol):
     def csv_transactions(self) -> CsvTransactions: ...
 
 
+# Reads what a message needs (in a transaction shared with other requests) and returns the
+# rows to add, or None when the message was already accepted. It must not write.
+Stage = Callable[[Tx], Awaitable[Staged | None]]
+
+
 class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+    async def accept(self, stage: Stage, *, agent_id: str, sif_msg_id: str) -> bool:
+        """Group commit: run `stage` with other concurrent requests' stages in one
+        transaction, write every staged row with multi-row inserts and commit once. True
+        once the commit holding this message's rows is done; False when (agent_id,
+        sif_msg_id) was already accepted (nothing written). Raises what `stage` raises
+        (nothing written), or StoreUnavailable (nothing acked; the agent sends again)."""
+        ...
+
     async def ping(self) -> None: ...
     async def reclaim_space(self, full: bool = False) -> None:
         """Give freed pages back to the file system (SQLite), or leave it to autovacuum."""

@@ -133,6 +133,29 @@ class PacketRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Learnt:
+    """What one object showed about its learner: the schools it names, the UPN it carries,
+    and (`object_refid`) that this object is about that learner."""
+
+    learner: str
+    schools: tuple[str, ...] = ()
+    upn: str | None = None
+    object_refid: str | None = None
+    object_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staged:
+    """Every row one accepted message adds, written together by the group commit."""
+
+    message: MessageRecord
+    outbox: tuple[OutboxRecord, ...] = ()
+    audit: tuple[AuditRecord, ...] = ()
+    learnt: tuple[Learnt, ...] = ()
+    at: datetime  # when it was accepted: copies awaiting this identity are due from then
+
+
+@dataclass(frozen=True, kw_only=True)
 class ParkedRecord:
     """An outbox row that kept failing and waits for ops to re-drive it (no payload)."""
 

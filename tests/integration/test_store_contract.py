@@ -27,6 +27,7 @@ from hub.core.records import (
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
+    Learnt,
     LifecycleRecord,
     MessageRecord,
     OutboxRecord,
@@ -371,27 +372,23 @@ async def test_learners_and_objects_are_remembered_many_at_once(any_store: Store
     async with any_store.transaction() as tx:
         await tx.learners.remember("R1", ["SCH1"], UPN)
         await tx.learners.remember_object("O1", "LearnerAttendance", "R1")
-        told: list[tuple[str, list[str], str | None]] = [
-            ("R1", ["SCH2"], UPN),
-            ("R2", ["SCH1"], None),
-            ("R3", [], OTHER_UPN),
-            ("R3", ["SCH1"], OTHER_UPN),
-            ("R1", [], None),
+        told = [
+            Learnt(learner="R1", schools=("SCH2",), upn=UPN),
+            Learnt(learner="R2", schools=("SCH1",)),
+            Learnt(learner="R3", upn=OTHER_UPN),
+            Learnt(learner="R3", schools=("SCH1",), upn=OTHER_UPN),
+            Learnt(learner="R1"),
+            Learnt(learner="R1", object_refid="O1", object_name="LearnerAttendance"),
+            Learnt(learner="R2", object_refid="O2", object_name="LearnerAttendance"),
+            Learnt(learner="R3", object_refid="O3", object_name="LearnerExclusion"),
+            Learnt(learner="R2", object_refid="O2", object_name="LearnerAttendance"),
         ]
-        changed = await tx.learners.remember_many(told)
-        assert sorted(changed) == ["R3"]  # R1's UPN is known, R2 has none
-        assert await tx.learners.remember_many([]) == []
-        objects = await tx.learners.remember_objects(
-            [
-                ("O1", "LearnerAttendance", "R1"),
-                ("O2", "LearnerAttendance", "R2"),
-                ("O3", "LearnerExclusion", "R3"),
-                ("O2", "LearnerAttendance", "R2"),
-            ]
-        )
-        assert sorted(objects) == ["O2", "O3"]
-        assert await tx.learners.remember_objects([("O1", "LearnerAttendance", "R9")]) == ["O1"]
-        assert await tx.learners.remember_objects([]) == []
+        learners, objects = await tx.learners.remember_many(told)
+        assert sorted(learners) == ["R3"]  # R1's UPN is known, R2 has none
+        assert sorted(objects) == ["O2", "O3"]  # O1's learner is known
+        assert await tx.learners.remember_many([]) == ([], [])
+        moved = [Learnt(learner="R9", object_refid="O1", object_name="LearnerAttendance")]
+        assert await tx.learners.remember_many(moved) == ([], ["O1"])
     async with any_store.transaction() as tx:
         assert await tx.learners.schools("R1") == {"SCH1", "SCH2"}
         assert await tx.learners.schools("R2") == {"SCH1"}
@@ -412,8 +409,9 @@ async def test_copies_awaiting_identity_wake_for_many_objects_at_once(any_store:
         await tx.outbox.add(items)
         waiting = [held(item.id, reason="identity") for item in items]
         await tx.held.add(waiting)
-        assert await tx.held.wake_objects(at(5), ["O0", "O2", "O9"]) == 2
-        assert await tx.held.wake_objects(at(6), []) == 0
+        woken = await tx.held.wake_identities(at(5), learners=[], object_refids=["O0", "O2", "O9"])
+        assert woken == 2
+        assert await tx.held.wake_identities(at(6), learners=[], object_refids=[]) == 0
         due = await tx.held.claim_due(at(10), 10, PEEK)
     assert sorted(h.id for h in due) == sorted([waiting[0].id, waiting[2].id])
 
