@@ -129,11 +129,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     from hub.pipeline.agreements import AgreementInvalid
+    from hub.pipeline.export import ExportSpecInvalid
 
     try:
         with _runner(settings) as runner:
             runner.run(serve(settings, config))
-    except AgreementInvalid as exc:
+    except (AgreementInvalid, ExportSpecInvalid) as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     except UnsafeToServe as exc:
@@ -154,13 +155,20 @@ def _check(args: argparse.Namespace) -> int:
     problems = check_config(args.file)
     if not problems:  # the model is sound: now every path against the hub's schemas
         from hub.pipeline.agreements import schema_problems
+        from hub.pipeline.export import column_problems
         from hub.sif.schemas import load_schemas
 
         paths_of = load_schemas().element_paths
+        config = load_config(args.file)
         problems = [
             f"{args.file}: agreement {a.id}: {p}"
-            for a in load_config(args.file).agreements
+            for a in config.agreements
             for p in schema_problems(a, paths_of)
+        ]
+        problems += [
+            f"{args.file}: {p}"
+            for s, target in config.file_subscribers()
+            for p in column_problems(s.id, target, paths_of)
         ]
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -217,6 +225,7 @@ def _disclosures(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from adapters.file_export import CsvFiles
     from hub.composition import retention_policy
     from hub.pipeline.retention import purge
     from hub.store.store import open_store
@@ -232,6 +241,7 @@ def _purge(args: argparse.Namespace) -> int:
                 datetime.now(UTC),
                 dry_run=args.dry_run,
                 actor="cli",
+                files=CsvFiles(),
             )
             if counts is None:
                 print("another hub is purging now; nothing done", file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 from adapters.alert_email import EmailNotifier
 from adapters.alert_webhook import WebhookNotifier
 from adapters.csv_upload import DEFAULT_MAPPING, CsvMapping, load_mapping
+from adapters.file_export import CsvFiles
 from adapters.webhook import SecretBox, WebhookPusher
 from hub import __version__
 from hub.amqp import dead_letters
@@ -36,6 +37,7 @@ from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monito
 from hub.pipeline.dead_letters import MoveDeadLetters
 from hub.pipeline.deliver import PushContext, run_webhook
 from hub.pipeline.dispatch import DispatchContext, run_dispatcher
+from hub.pipeline.export import ExportContext, check_columns, run_cutter, run_stager
 from hub.pipeline.feed import FeedContext, run_feed
 from hub.pipeline.ingest import IngestContext
 from hub.pipeline.offload import Offload
@@ -93,6 +95,7 @@ class Hub:
     pusher: WebhookPusher
     push: PushContext
     deliveries: AmqpDeliveries
+    exports: ExportContext
     feeds: FeedContext
     alerts: AlertContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,6 +125,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     """Open the database (migrating it) and the broker; a broker that is down is retried in
     the background while agents keep being acked from the outbox."""
     schemas = load_schemas()
+    check_columns([(s.id, t) for s, t in config.file_subscribers()], schemas.element_paths)
     store = await open_store(settings.resolved_database_url(), pool=pool_settings(settings))
     publisher = AmqpPublisher(
         settings.amqp_url, timeout=settings.publish_timeout_seconds, prefix=config.queue_prefix
@@ -170,6 +174,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
     secrets = SecretBox(settings.secret_key)
     pusher = WebhookPusher(secrets)
     ladder = settings.webhook_ladder()
+    push = PushContext(store, pusher, ladder, clock)
     hub = Hub(
         alerts=AlertContext(
             store=store,
@@ -183,11 +188,18 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         ),
         secrets=secrets,
         pusher=pusher,
-        push=PushContext(store, pusher, ladder, clock),
+        push=push,
         feeds=FeedContext(
             store,
             functools.partial(feed_retention_days, policies, settings.retention_uncovered_days),
             ladder,
+            clock,
+        ),
+        exports=ExportContext(
+            store,
+            CsvFiles(),
+            push,
+            functools.partial(feed_retention_days, policies, settings.retention_uncovered_days),
             clock,
         ),
         deliveries=AmqpDeliveries(
@@ -273,6 +285,7 @@ async def start(hub: Hub) -> None:
             hub.clock,
             hub.stop,
             hub.settings.purge_interval_seconds,
+            files=hub.exports.files,
         ),
     )
     run("alerts", lambda: run_alerts(hub.alerts, hub.stop))
@@ -282,6 +295,13 @@ async def start(hub: Hub) -> None:
             run_webhook, hub.push, hub.deliveries, subscriber.id, target, hub.stop
         )
         run(f"webhook:{subscriber.id}", push)
+    for subscriber, files in hub.config.file_subscribers():
+        stage = functools.partial(
+            run_stager, hub.exports, hub.deliveries, subscriber.id, files, hub.stop
+        )
+        run(f"file:{subscriber.id}", stage)
+        cut = functools.partial(run_cutter, hub.exports, subscriber.id, files, hub.stop)
+        run(f"export:{subscriber.id}", cut)
     for subscriber, api in hub.config.api_subscribers():
         keep = functools.partial(run_feed, hub.feeds, hub.deliveries, subscriber.id, api, hub.stop)
         run(f"feed:{subscriber.id}", keep)

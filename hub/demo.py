@@ -7,8 +7,8 @@ the agreements name, so held copies can be seen being released.
 
 Each route in and out is shown once: SIF events and a CSV upload in; out, Children Missing
 Education consumes its queue over AMQP, Admissions' SIF agent pulls, HR & Payroll takes
-webhook pushes (a local endpoint that checks each signature), and the Virtual School's
-provider reads a JSON feed.
+webhook pushes (a local endpoint that checks each signature), the Virtual School's provider
+reads a JSON feed, and the attendance team's weekly return is written as a CSV file.
 """
 
 from __future__ import annotations
@@ -35,7 +35,14 @@ from hub.api.app import create_app
 from hub.composition import Hub, build_hub, start, stop
 from hub.configfile import load_config
 from hub.core import naming
-from hub.core.config import ApiDelivery, HubConfig, Subscriber, WebhookDelivery
+from hub.core.config import (
+    ApiDelivery,
+    Delivery,
+    FileDelivery,
+    HubConfig,
+    Subscriber,
+    WebhookDelivery,
+)
 from hub.core.envelope import SIF_UK_NS
 from hub.core.retry import RetryLadder
 from hub.pipeline.release import release_once
@@ -78,22 +85,51 @@ class Routes:
     """How the demo reads the services that are not consumed over AMQP."""
 
     endpoint: WebhookEndpoint
+    export_dir: Path = Path("/nonexistent")
     feed_key: str = ""
     feed_cursor: int = 0
     seen: dict[str, int] = field(default_factory=dict)  # copies already shown, per service
     feed_example: dict[str, Any] | None = None
+    files_seen: int = 0
 
 
 async def run_demo(config_path: Path) -> int:
-    async with endpoint_running() as endpoint:
-        return await _run(config_path, Routes(endpoint))
+    with tempfile.TemporaryDirectory(prefix="sifhub-demo-exports-") as exports:
+        async with endpoint_running() as endpoint:
+            return await _run(config_path, Routes(endpoint, Path(exports)))
+
+
+# The weekly attendance return's columns, as its line-of-business import expects them.
+ATTENDANCE_EXPORT = {
+    "LearnerAttendance": {
+        "LearnerRefId": "@LearnerPersonalRefId",
+        "Date": "AttendanceDate",
+        "Session": "Session",
+        "Mark": "AttendanceCode",
+    },
+    "LearnerExclusion": {
+        "LearnerRefId": "@LearnerPersonalRefId",
+        "Type": "Category",
+        "Reason": "Reason",
+        "StartDate": "StartDate",
+        "Sessions": "ActualSessions",
+    },
+}
 
 
 def _with_routes(config: HubConfig, routes: Routes) -> HubConfig:
-    """HR & Payroll by webhook and the Virtual School by JSON feed, for the demo."""
-    deliveries = {
+    """HR & Payroll by webhook, the Virtual School by JSON feed and the attendance team by
+    file, for the demo."""
+    deliveries: dict[str, Delivery] = {
         "hr-payroll": WebhookDelivery(type="webhook", url=routes.endpoint.url),
         "virtual-school": ApiDelivery(type="api"),
+        "attendance-team": FileDelivery(
+            type="file",
+            directory=str(routes.export_dir),
+            export=ATTENDANCE_EXPORT,
+            filename="weekly-attendance-{created:%Y%m%d}-{seq}.csv",
+            quiet_seconds=1,
+        ),
     }
     subscribers = [
         s.model_copy(update={"delivery": deliveries[s.id]}) if s.id in deliveries else s
@@ -200,6 +236,11 @@ async def _play(hub: Hub, client: httpx.AsyncClient, clock: DemoClock, routes: R
         clock.jump_to(hour, minute)
         await release_once(hub.dispatch)
         print(f"-- {clock():%H:%M}: {why} releases the copies held for it --\n")
+        sub = _sub(hub, sub_id)
+        if sub.delivery.type == "file":
+            print(f"== {sub.name} (written to its export directory, then listed and downloaded)")
+            await _from_files(hub, client, sub_id, routes)
+            continue
         got = await _collect_one(hub, client, zone, sub_id, routes)
         _print_subscriber(_sub(hub, sub_id), got)
         if sub_id == "virtual-school" and routes.feed_example:
@@ -290,6 +331,8 @@ async def _collect_one(
         return await _pushed(hub, sub_id, routes)
     if sub.delivery.type == "api":
         return await _from_feed(hub, client, sub_id, routes)
+    if sub.delivery.type == "file":
+        return await _from_files(hub, client, sub_id, routes)
     if sub.pull_agent:
         return await _pull_all(SchoolAgent(client, zone, sub.pull_agent, SECRETS[sub.pull_agent]))
     return await drain(
@@ -329,6 +372,29 @@ async def _from_feed(
     if items:
         routes.feed_example = next((i for i in items if i["object"] == "LearnerPersonal"), None)
     return [Received(i["id"], {}, json_to_copy(i), 2) for i in items]
+
+
+async def _from_files(
+    hub: Hub, client: httpx.AsyncClient, sub_id: str, routes: Routes
+) -> list[Received]:
+    """The files written since the last look, listed and downloaded through the admin API
+    (as a line-of-business import job would pick them up from the directory)."""
+    files: list[dict[str, Any]] = []
+
+    async def listed() -> int:
+        answer = await client.get(f"/admin/subscribers/{sub_id}/exports", headers=ADMIN)
+        files[:] = [f for f in answer.json() if f["seq"] > routes.files_seen]
+        return sum(f["rows"] for f in files)
+
+    await _until_all_came(hub, sub_id, routes, None, listed)
+    for f in files:
+        routes.files_seen = max(routes.files_seen, f["seq"])
+        body = (await client.get(f"/admin/exports/{f['id']}", headers=ADMIN)).text
+        counts = ", ".join(f"{n} {o}" for o, n in sorted(f["counts"].items()))
+        print(f"   file {f['file_name']}: {f['rows']} rows ({counts}), sha256 {f['sha256'][:12]}…")
+        print("\n".join(f"     {line}" for line in body.splitlines()[:4]))
+    print()
+    return []
 
 
 def json_to_copy(item: dict[str, Any]) -> bytes:

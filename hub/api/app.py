@@ -12,6 +12,7 @@ from hub.api import (
     broker_routes,
     csv_routes,
     dead_letter_routes,
+    export_routes,
     feed_routes,
     held_routes,
     metrics_routes,
@@ -55,6 +56,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(metrics_routes.router, tags=["Operations"])
     app.include_router(broker_routes.router, tags=["Broker credentials"])
     app.include_router(webhook_routes.router, tags=["Webhook delivery"])
+    app.include_router(export_routes.router, tags=["File exports"])
     app.include_router(feed_routes.router, tags=["JSON feeds (pull)"])
     app.include_router(feed_routes.admin_router, tags=["JSON feeds (pull)"])
     app.include_router(agreement_routes.router, tags=["Agreements"])

@@ -90,6 +90,8 @@ async def ready(hub: HubDep) -> Readiness:
         # Reported, never fatal: each webhook deliverer, running, no_secret (copies wait)
         # or stopped (a crash shows in `tasks` too).
         **{f"webhook:{s}": state for s, state in sorted(hub.push.status.items())},
+        # Likewise each file subscriber's stager ("file:<id>") and cutter ("export:<id>").
+        **dict(sorted(hub.exports.status.items())),
         **{f"feed:{s}": state for s, state in sorted(hub.feeds.status.items())},
     }
     tasks = {name: s.state for name, s in hub.supervisor.statuses().items()}

@@ -10,11 +10,48 @@ body must then arrive within `body_timeout` seconds (`BodyDeadline`, ASGI), else
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http import h11_impl, httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from hub.api.problems import PROBLEM
+
+_OVERLOADED = json.dumps(
+    {
+        "type": "about:blank",
+        "title": "Too many connections",
+        "status": 503,
+        "detail": "The hub is at its connection limit (HUB_HTTP_LIMIT_CONCURRENCY); "
+        "send again later",
+    }
+).encode()
+
+
+async def overloaded(scope: Scope, receive: Receive, send: Send) -> None:
+    """What uvicorn answers past `limit_concurrency`, as problem+json like every other
+    error (uvicorn's own answer is plain text)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(_OVERLOADED)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _OVERLOADED, "more_body": False})
+
+
+# uvicorn picks its overload answer by this module-level name when a request arrives.
+httptools_impl.service_unavailable = overloaded  # type: ignore[attr-defined,assignment]
+h11_impl.service_unavailable = overloaded  # type: ignore[attr-defined,assignment]
 
 
 class HeaderDeadline(HttpToolsProtocol):

@@ -6,6 +6,7 @@ Loaded from one YAML file (see deploy/examples/ and docs in README). Validation 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -68,6 +69,55 @@ class WebhookDelivery(Strict):
         return url
 
 
+# A CSV column's source in the released copy, relative to the object element as agreement
+# rules' paths are: an element path, optionally ending in an attribute (`@RefId`,
+# `CurrentSchoolEnrolment/@LearnerSchoolEnrolmentRefId`).
+ColumnPath = Annotated[
+    str, StringConstraints(pattern=r"^([A-Za-z_]\w*/)*([A-Za-z_]\w*|@[A-Za-z_]\w*)$")
+]
+FILENAME_FIELDS = frozenset({"subscriber", "created", "seq"})
+
+
+class FileDelivery(Strict):
+    """The hub stages each released copy as a CSV row and writes the rows to a file in
+    `directory` once the queue has been quiet for `quiet_seconds` (copies arrive together
+    at the agreement's windows), with a JSON manifest (adapters/file_export.py)."""
+
+    type: Literal["file"]
+    directory: str = Field(description="Absolute path of the directory files are written to")
+    export: dict[str, dict[str, ColumnPath]] = Field(
+        min_length=1,
+        description="Object name -> {CSV column: path in the released copy}; a path the "
+        "agreement filtered out is an empty cell",
+    )
+    filename: str = Field(
+        default="{subscriber}-{created:%Y%m%dT%H%M%SZ}-{seq}.csv",
+        description="str.format pattern; fields: subscriber, created (UTC), seq (file number)",
+    )
+    quiet_seconds: float = Field(default=5.0, gt=0, le=3600)
+    max_rows: int = Field(default=100_000, ge=1, description="a file is cut at this many rows")
+
+    @field_validator("directory")
+    @classmethod
+    def _absolute(cls, directory: str) -> str:
+        if not directory.startswith("/"):
+            raise ValueError("an export directory must be an absolute path")
+        return directory
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_name(cls, pattern: str) -> str:
+        fields = {f.split(":")[0].split("!")[0] for f in re.findall(r"{([^{}]*)}", pattern)}
+        if not fields <= FILENAME_FIELDS or "/" in pattern or not pattern.endswith(".csv"):
+            raise ValueError(
+                "an export filename ends in .csv, has no '/', and uses only the fields "
+                "{subscriber}, {created:...} and {seq}"
+            )
+        if "seq" not in fields and "created" not in fields:
+            raise ValueError("an export filename needs {seq} or {created:...} to be unique")
+        return pattern
+
+
 class ApiDelivery(Strict):
     """The service pulls its released copies as JSON from `GET /api/v1/feeds/{id}` with a
     key issued through the admin API (hub/pipeline/feed.py, adapters/json_feed.py)."""
@@ -76,8 +126,10 @@ class ApiDelivery(Strict):
     concurrency: int = Field(default=16, ge=1, le=256, description="copies stored at once")
 
 
-# How a subscriber's released copies reach it; further types (file) join this union.
-Delivery = Annotated[AmqpDelivery | WebhookDelivery | ApiDelivery, Field(discriminator="type")]
+# How a subscriber's released copies reach it.
+Delivery = Annotated[
+    AmqpDelivery | WebhookDelivery | ApiDelivery | FileDelivery, Field(discriminator="type")
+]
 
 
 class Subscriber(Strict):
@@ -123,6 +175,9 @@ class HubConfig(Strict):
 
     def subscriber(self, subscriber_id: str) -> Subscriber | None:
         return next((s for s in self.subscribers if s.id == subscriber_id), None)
+
+    def file_subscribers(self) -> list[tuple[Subscriber, FileDelivery]]:
+        return [(s, s.delivery) for s in self.subscribers if isinstance(s.delivery, FileDelivery)]
 
     def copy_batches(self) -> dict[str, int]:
         """{subscriber: copies per AMQP message} for subscribers that take batches."""
@@ -184,4 +239,19 @@ def _dangling(cfg: HubConfig) -> list[str]:
         for s in cfg.subscribers
         if s.pull_agent and s.pull_agent not in agents
     ]
+    return out + _unexported(cfg)
+
+
+def _unexported(cfg: HubConfig) -> list[str]:
+    """A file subscriber's export spec covers every object its agreements release to it:
+    a copy with no columns would be released and never reach the recipient."""
+    out = []
+    for sub, target in cfg.file_subscribers():
+        names = {
+            r.object for g in cfg.agreements if sub.id in g.recipients for r in g.rules_for(sub.id)
+        }
+        out += [
+            f"subscriber {sub.id!r} exports no columns for {name}, which agreements release to it"
+            for name in sorted(names - set(target.export))
+        ]
     return out

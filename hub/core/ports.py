@@ -4,11 +4,11 @@ they report (implemented in hub.store and hub.amqp, wired in hub.composition).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hub.core.errors import SifError
 from hub.core.records import (
@@ -24,11 +24,13 @@ from hub.core.records import (
     CsvRowError,
     CsvTransactionRecord,
     DisclosureRecord,
+    ExportFileRecord,
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
     Journey,
     JourneyQuery,
+    Learnt,
     LifecycleRecord,
     MessageRecord,
     MessageSummary,
@@ -40,6 +42,8 @@ from hub.core.records import (
     QueueLevel,
     Registration,
     RejectionRecord,
+    Staged,
+    StagedRowRecord,
     Stats,
     SuppressionRecord,
     WebhookAttemptRecord,
@@ -134,16 +138,10 @@ class Learners(Protocol):
         """{object RefId: learner RefId} for the objects whose learner is known."""
         ...
 
-    async def remember_many(
-        self, items: Sequence[tuple[str, Sequence[str], str | None]]
-    ) -> list[str]:
-        """`remember` for many (learner RefId, schools, UPN) at once; the learner RefIds
-        whose UPN is new or changed."""
-        ...
-
-    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
-        """`remember_object` for many (object RefId, object name, learner RefId) at once;
-        the object RefIds whose learner is new or changed."""
+    async def remember_many(self, learnt: Sequence[Learnt]) -> tuple[list[str], list[str]]:
+        """`remember` and `remember_object` for many at once, in their order (the last UPN
+        or learner given for one RefId wins): the learners whose UPN and the objects whose
+        learner became known or changed."""
         ...
 
 
@@ -204,8 +202,10 @@ class Held(Protocol):
         change)."""
         ...
 
-    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
-        """`wake_identity(object_refid=...)` for many objects at once."""
+    async def wake_identities(
+        self, now: datetime, *, learners: Sequence[str], object_refids: Sequence[str]
+    ) -> int:
+        """`wake_identity` for many learners and objects at once."""
         ...
 
     async def wake_resolved(self, now: datetime) -> int:
@@ -282,6 +282,43 @@ class Webhooks(Protocol):
         self, *, subscriber: str | None = None, copy_msg_id: str | None = None, limit: int = 100
     ) -> list[WebhookAttemptRecord]:
         """Newest first."""
+        ...
+
+
+class Exports(Protocol):
+    """File subscribers' staged rows (one per copy) and the files cut from them."""
+
+    async def stage(self, records: Sequence[StagedRowRecord]) -> None:
+        """Stage copies' rows; a copy staged already keeps its row (a re-sent copy)."""
+        ...
+
+    async def waiting(self, subscriber: str) -> tuple[int, datetime | None]:
+        """Rows not yet in a file, and when the newest of them was staged."""
+        ...
+
+    async def pending(self, subscriber: str, limit: int) -> list[StagedRowRecord]:
+        """Rows not yet in a file, oldest first."""
+        ...
+
+    async def last_seq(self, subscriber: str) -> int: ...
+    async def add_file(self, record: ExportFileRecord, copy_msg_ids: Sequence[str]) -> int:
+        """Record the file and put these rows in it; returns how many were still waiting
+        (fewer: another hub cut some of them, and this transaction must not commit)."""
+        ...
+
+    async def files(self, subscriber: str, limit: int = 100) -> list[ExportFileRecord]:
+        """Newest first."""
+        ...
+
+    async def file(self, export_id: str) -> ExportFileRecord | None: ...
+    async def expired(self, now: datetime, limit: int) -> list[ExportFileRecord]: ...
+    async def delete_files(self, export_ids: Sequence[str]) -> int:
+        """Delete the files' rows and their staged rows; returns the staged rows deleted."""
+        ...
+
+    async def purge_waiting(self, staged_before: datetime, limit: int, dry_run: bool) -> int:
+        """Staged rows no file took before the cut-off (their subscriber no longer takes
+        files): deleted, or counted in a dry run."""
         ...
 
 
@@ -450,6 +487,8 @@ class Tx(Protocol):
     @property
     def journeys(self) -> Journeys: ...
     @property
+    def exports(self) -> Exports: ...
+    @property
     def feeds(self) -> Feeds: ...
     @property
     def alerts(self) -> Alerts: ...
@@ -457,8 +496,21 @@ class Tx(Protocol):
     def csv_transactions(self) -> CsvTransactions: ...
 
 
+# Reads what a message needs (in a transaction shared with other requests) and returns the
+# rows to add, or None when the message was already accepted. It must not write.
+Stage = Callable[[Tx], Awaitable[Staged | None]]
+
+
 class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+    async def accept(self, stage: Stage, *, agent_id: str, sif_msg_id: str) -> bool:
+        """Group commit: run `stage` with other concurrent requests' stages in one
+        transaction, write every staged row with multi-row inserts and commit once. True
+        once the commit holding this message's rows is done; False when (agent_id,
+        sif_msg_id) was already accepted (nothing written). Raises what `stage` raises
+        (nothing written), or StoreUnavailable (nothing acked; the agent sends again)."""
+        ...
+
     async def ping(self) -> None: ...
     async def reclaim_space(self, full: bool = False) -> None:
         """Give freed pages back to the file system (SQLite), or leave it to autovacuum."""
@@ -626,6 +678,40 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, kw_only=True)
+class WrittenFile:
+    """A CSV file and its manifest, in place under their final names."""
+
+    manifest_name: str
+    sha256: str
+    size_bytes: int
+
+
+class ExportFiles(Protocol):
+    """The file format and the directory (adapters/file_export.py). Blocking: called in a
+    worker thread."""
+
+    def cells(self, body: bytes, columns: Mapping[str, str]) -> dict[str, str] | None:
+        """{column: value} read from a released copy only; None if it holds no object."""
+        ...
+
+    def write(
+        self,
+        directory: str,
+        file_name: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        manifest: Mapping[str, Any],
+    ) -> WrittenFile:
+        """Write the CSV, then its manifest, each atomically; raises FileExistsError
+        rather than replace a file of that name."""
+        ...
+
+    def remove(self, directory: str, names: Sequence[str]) -> None:
+        """Delete these files if present."""
+        ...
 
 
 class Pusher(Protocol):

@@ -133,6 +133,29 @@ class PacketRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Learnt:
+    """What one object showed about its learner: the schools it names, the UPN it carries,
+    and (`object_refid`) that this object is about that learner."""
+
+    learner: str
+    schools: tuple[str, ...] = ()
+    upn: str | None = None
+    object_refid: str | None = None
+    object_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staged:
+    """Every row one accepted message adds, written together by the group commit."""
+
+    message: MessageRecord
+    outbox: tuple[OutboxRecord, ...] = ()
+    audit: tuple[AuditRecord, ...] = ()
+    learnt: tuple[Learnt, ...] = ()
+    at: datetime  # when it was accepted: copies awaiting this identity are due from then
+
+
+@dataclass(frozen=True, kw_only=True)
 class ParkedRecord:
     """An outbox row that kept failing and waits for ops to re-drive it (no payload)."""
 
@@ -167,6 +190,8 @@ class PurgeCounts:
     disclosures: int = 0
     audit: int = 0
     webhook_attempts: int = 0
+    export_files: int = 0
+    export_rows: int = 0
     feed_items: int = 0
 
     def __add__(self, other: PurgeCounts) -> PurgeCounts:
@@ -298,6 +323,42 @@ class WebhookAttemptRecord:
     status_code: int | None = None  # None: no HTTP answer (timeout, connection refused)
     error: str | None = None  # e.g. timeout, connect_error, http_500; never a body
     retry_in_ms: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedRowRecord:
+    """One released copy staged as a CSV row for a file subscriber, until a file is cut.
+    `cells` come only from the copy: {column: value}, "" where the agreement filtered the
+    path out. `export_id` is the file it went into (None while waiting)."""
+
+    copy_msg_id: str
+    subscriber: str
+    object_name: str
+    action: str
+    agreement_id: str
+    agreement_version: int
+    cells: dict[str, str]
+    staged_at: datetime
+    export_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportFileRecord:
+    """One CSV file written for a file subscriber, and its manifest beside it."""
+
+    id: str  # the admin API's handle: never a name or anything personal
+    subscriber: str
+    seq: int  # the subscriber's file number, 1, 2, ...
+    directory: str
+    file_name: str
+    manifest_name: str
+    rows: int
+    counts: dict[str, int]  # rows per object
+    agreements: list[str]  # "<agreement id>@<version>" of every row, sorted
+    sha256: str
+    size_bytes: int
+    created_at: datetime
+    purge_after: datetime  # the longest retention of its agreements
 
 
 @dataclass(frozen=True, kw_only=True)

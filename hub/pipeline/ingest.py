@@ -57,11 +57,13 @@ from hub.core.ports import (
 )
 from hub.core.records import (
     AuditRecord,
+    Learnt,
     MessageRecord,
     OutboxRecord,
     PacketRecord,
     Registration,
     RejectionRecord,
+    Staged,
 )
 from hub.core.schools import SchoolIndex, choose_school
 from hub.pipeline.offload import Offload
@@ -121,15 +123,6 @@ class Incoming:
 
 
 @dataclass(frozen=True)
-class _Deferred:
-    """Learning kept for the end of a message: (learner, schools, UPN) and (object,
-    object name, learner)."""
-
-    learners: list[tuple[str, tuple[str, ...], str | None]] = field(default_factory=list)
-    objects: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class _Ctx:
     """Per-message values every handler needs."""
 
@@ -137,12 +130,6 @@ class _Ctx:
     incoming: Incoming
     sniffed: Sniffed
     root: etree._Element
-    # What this message already taught the learner index: telling it again changes nothing
-    # (a CSV chunk or a response names the same learner many times).
-    learnt: set[tuple[str, tuple[str, ...], str | None]] = field(default_factory=set)
-    # When set, what objects teach the learner index is told once for the whole message
-    # (an edge format's chunk of full objects) instead of object by object.
-    deferred: _Deferred | None = None
 
     def ok(
         self,
@@ -339,6 +326,8 @@ def _refuse_if_behind(ctx: _Ctx) -> None:
 
 
 async def _event(ctx: _Ctx) -> bytes:
+    """Checked and staged inside a group commit (hub.store.group): acked only once the
+    transaction holding its rows, shared with other requests, has committed."""
     _refuse_if_behind(ctx)
     header = read_header(ctx.sniffed.body)
     event = read_event(ctx.sniffed.body)
@@ -346,39 +335,42 @@ async def _event(ctx: _Ctx) -> bytes:
     object_xml = await ctx.hub.offload.run(
         len(ctx.incoming.body), lambda: etree.tostring(event.element, encoding="UTF-8")
     )
-    async with ctx.hub.store.transaction() as tx:
+
+    routed = False
+
+    async def stage(tx: Tx) -> Staged | None:  # reads only: the group writes what it returns
+        nonlocal routed
         await _registered(ctx, tx)
         if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
-            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        item = await _outbox_item(
+            return None
+        item, learnt = await _outbox_item(
             ctx, tx, message_id, 0, event.element, event.action, object_xml=object_xml
         )
+        routed = item is not None
+        school = item.school if item else None
         record = _message_record(
-            ctx,
-            message_id,
-            header.msg_id,
-            event.object_name,
-            event.action,
-            item.school if item else None,
+            ctx, message_id, header.msg_id, event.object_name, event.action, school
         )
-        try:
-            await tx.messages.add(record)
-        except DuplicateMessage:
-            return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        if item is not None:
-            await tx.outbox.add([item])
-        await _audit(
-            ctx,
-            tx,
-            "message.accepted",
-            {
-                "message_id": message_id,
-                "object": event.object_name,
-                "action": event.action.value,
-                "refid": event.element.get("RefId"),
-            },
+        detail: dict[str, object] = {
+            "message_id": message_id,
+            "object": event.object_name,
+            "action": event.action.value,
+            "refid": event.element.get("RefId"),
+        }
+        return Staged(
+            message=record,
+            outbox=(item,) if item else (),
+            audit=(_audit_record(ctx, "message.accepted", detail),),
+            learnt=(learnt,) if learnt else (),
+            at=ctx.hub.clock(),
         )
-    if item is not None:
+
+    staged = await ctx.hub.store.accept(
+        stage, agent_id=ctx.incoming.agent.id, sif_msg_id=header.msg_id
+    )
+    if not staged:
+        return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
+    if routed:
         ctx.hub.routed()
     return ctx.ok()
 
@@ -393,10 +385,11 @@ async def _outbox_item(
     *,
     object_xml: bytes | None = None,
     shown: Shown | None = None,
-) -> OutboxRecord | None:
-    """Resolve the object's learner and check its school, learn what the object shows,
-    and make its outbox row (`object_xml`: the element already serialized, off the loop;
-    `shown`: what an edge format's record shows beside the object)."""
+) -> tuple[OutboxRecord | None, Learnt | None]:
+    """Resolve the object's learner and check its school, tell what the object shows
+    about its learner (for the caller to learn), and make its outbox row (`object_xml`:
+    the element already serialized, off the loop; `shown`: what an edge format's record shows
+    beside the object). Reads only."""
     name = etree.QName(element).localname
     spec = CATALOGUE.get(name)
     if spec is None:
@@ -419,10 +412,11 @@ async def _outbox_item(
     )
     kind_action = action if ctx.sniffed.kind is MessageKind.EVENT else None
     routing = choose_school(ctx.incoming.agent, named, known_at or frozenset(), kind_action)
+    learnt = None
     if learner and subject and action is not Action.DELETE:
-        await _learn(ctx, tx, name, facts, subject, object_refid, named.known)
+        learnt = _learnt(name, facts, subject, object_refid, named.known)
     if not spec.routable:
-        return None
+        return None, learnt
     return OutboxRecord(
         id=uuid.uuid4().hex,
         message_id=message_id,
@@ -436,34 +430,40 @@ async def _outbox_item(
         subject_refid=subject,
         object_refid=object_refid,
         object_xml=object_xml or etree.tostring(element, encoding="UTF-8"),
-    )
+    ), learnt
 
 
-async def _learn(
-    ctx: _Ctx,
-    tx: Tx,
+def _learnt(
     name: str,
     facts: ObjectFacts,
     subject: str,
     object_refid: str | None,
     shown: tuple[str, ...],
-) -> None:
-    """Remember only what the object itself shows: the schools it names (never the agent's
-    school by default: no agent captures another school's learner), the UPN it carries,
-    and which learner it is about. Copies that awaited this identity become due."""
-    now = ctx.hub.clock()
-    learnt = (subject, shown, data_id(facts.upn))
-    if ctx.deferred is not None:
-        ctx.deferred.learners.append(learnt)
-    elif learnt not in ctx.learnt:
-        ctx.learnt.add(learnt)
-        if await tx.learners.remember(*learnt):
-            await tx.held.wake_identity(now, learner=subject)
+) -> Learnt:
+    """Only what the object itself shows: the schools it names (never the agent's school by
+    default: no agent captures another school's learner), the UPN it carries, and which
+    learner it is about."""
     names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
-    if names_learner and ctx.deferred is not None:
-        ctx.deferred.objects.append((object_refid or "", name, subject))
-    elif names_learner and await tx.learners.remember_object(object_refid or "", name, subject):
-        await tx.held.wake_identity(now, object_refid=object_refid)
+    return Learnt(
+        learner=subject,
+        schools=shown,
+        upn=data_id(facts.upn),
+        object_refid=object_refid if names_learner else None,
+        object_name=name,
+    )
+
+
+async def _learn(ctx: _Ctx, tx: Tx, learnt: Learnt | None) -> None:
+    """Remember it now (the group commit writes its requests' in one go, hub.store.accept);
+    copies that awaited this identity become due."""
+    if learnt is None:
+        return
+    now = ctx.hub.clock()
+    if await tx.learners.remember(learnt.learner, learnt.schools, learnt.upn):
+        await tx.held.wake_identity(now, learner=learnt.learner)
+    refid = learnt.object_refid
+    if refid and await tx.learners.remember_object(refid, learnt.object_name or "", learnt.learner):
+        await tx.held.wake_identity(now, object_refid=refid)
 
 
 def _message_record(
@@ -508,7 +508,8 @@ async def _response(ctx: _Ctx) -> bytes:
                 f"{packet.request_msg_id} was already received",
             )
         for element in packet.objects:  # check rights now: refuse the packet, not the batch later
-            await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
+            _, learnt = await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
+            await _learn(ctx, tx, learnt)
         try:
             await tx.messages.add(_message_record(ctx, message_id, header.msg_id, None, None, None))
         except DuplicateMessage:
@@ -551,7 +552,10 @@ async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> lis
         assert payload is not None
         body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
         for element in response_objects(body):
-            item = await _outbox_item(ctx, tx, packet.message_id, len(items), element, Action.ADD)
+            item, learnt = await _outbox_item(
+                ctx, tx, packet.message_id, len(items), element, Action.ADD
+            )
+            await _learn(ctx, tx, learnt)
             if item is not None:
                 items.append(item)
     return items
@@ -595,9 +599,10 @@ async def add_objects(
     message_id = uuid.uuid4().hex
     answers: list[SifError | None] = []
     items: list[OutboxRecord] = []
+    learnt: list[Learnt] = []
     for obj in objects:
         try:
-            item = await _outbox_item(
+            item, told = await _outbox_item(
                 ctx,
                 tx,
                 message_id,
@@ -611,9 +616,17 @@ async def add_objects(
             answers.append(error)
             continue
         answers.append(None)
+        if told is not None:
+            learnt.append(told)
         if item is not None:
             items.append(item)
-    await _learn_deferred(ctx, tx)
+    # Every row carries its own school and UPN, so none depends on what an earlier one
+    # taught: the chunk is learnt in a few statements, as the group commit does.
+    learners, learnt_objects = await tx.learners.remember_many(learnt)
+    if learners or learnt_objects:
+        await tx.held.wake_identities(
+            ctx.hub.clock(), learners=learners, object_refids=learnt_objects
+        )
     names = {etree.QName(o.element).localname for o in objects}
     name = names.pop() if len(names) == 1 else None
     await tx.messages.add(_message_record(ctx, message_id, sif_msg_id, name, Action.ADD, None))
@@ -629,19 +642,7 @@ def _edge_ctx(hub: IngestContext, incoming: Incoming, sif_msg_id: str) -> _Ctx:
     sniffed = Sniffed(
         HUB_VERSION, MessageKind.EVENT, body, sif_msg_id, incoming.agent.id, Action.ADD
     )
-    return _Ctx(hub, incoming, sniffed, body, deferred=_Deferred())
-
-
-async def _learn_deferred(ctx: _Ctx, tx: Tx) -> None:
-    """What the message's objects taught, in a few statements; copies that awaited these
-    identities become due (as `_learn` does object by object)."""
-    assert ctx.deferred is not None
-    now = ctx.hub.clock()
-    for learner in await tx.learners.remember_many(ctx.deferred.learners):
-        await tx.held.wake_identity(now, learner=learner)
-    objects = await tx.learners.remember_objects(ctx.deferred.objects)
-    if objects:
-        await tx.held.wake_objects(now, objects)
+    return _Ctx(hub, incoming, sniffed, body)
 
 
 # --- system control and pull delivery ---------------------------------------------------
@@ -709,14 +710,12 @@ _HANDLERS = {
 
 
 async def _audit(ctx: _Ctx, tx: Tx, action: str, detail: dict[str, object]) -> None:
-    await tx.audit.add(
-        AuditRecord(
-            ctx.hub.clock(),
-            f"agent:{ctx.incoming.agent.id}",
-            action,
-            ctx.incoming.zone,
-            dict(detail),
-        )
+    await tx.audit.add(_audit_record(ctx, action, detail))
+
+
+def _audit_record(ctx: _Ctx, action: str, detail: dict[str, object]) -> AuditRecord:
+    return AuditRecord(
+        ctx.hub.clock(), f"agent:{ctx.incoming.agent.id}", action, ctx.incoming.zone, dict(detail)
     )
 
 

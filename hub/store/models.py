@@ -440,6 +440,55 @@ class WebhookAttemptRow(HubTable, table=True):
     retry_in_ms: int | None = Field(default=None, sa_column=_col(Integer, nullable=True))
 
 
+class ExportRowRow(HubTable, table=True):
+    """A released copy staged as a CSV row for a file subscriber (0010). Holds personal data
+    (the cells): deleted with its file when the file's retention ends."""
+
+    __tablename__ = "export_rows"
+    __table_args__ = (
+        # "Waiting for a file": only rows not yet cut are indexed.
+        Index(
+            "ix_export_rows_waiting",
+            "subscriber",
+            "staged_at",
+            postgresql_where=text("export_id IS NULL"),
+            sqlite_where=text("export_id IS NULL"),
+        ),
+    )
+
+    copy_msg_id: str = Field(sa_column=_col(String, primary_key=True))
+    subscriber: str = Field(sa_column=_col(String))
+    object_name: str = Field(sa_column=_col(String))
+    action: str = Field(sa_column=_col(String))
+    agreement_id: str = Field(sa_column=_col(String))
+    agreement_version: int = Field(sa_column=_col(Integer))
+    cells: dict[str, str] = Field(default_factory=dict, sa_column=_col(Json))
+    staged_at: datetime = Field(sa_column=_col(UtcDateTime))
+    export_id: str | None = Field(
+        default=None, sa_column=_col(String(32), nullable=True, index=True)
+    )
+
+
+class ExportFileRow(HubTable, table=True):
+    """A CSV file written for a file subscriber, and its manifest (0010)."""
+
+    __tablename__ = "export_files"
+
+    id: str = Field(sa_column=_col(String(32), primary_key=True))
+    subscriber: str = Field(sa_column=_col(String, index=True))
+    seq: int = Field(sa_column=_col(Integer))
+    directory: str = Field(sa_column=_col(String))
+    file_name: str = Field(sa_column=_col(String))
+    manifest_name: str = Field(sa_column=_col(String))
+    rows: int = Field(sa_column=_col(Integer))
+    counts: dict[str, int] = Field(default_factory=dict, sa_column=_col(Json))
+    agreements: list[str] = Field(default_factory=list, sa_column=_col(Json))
+    sha256: str = Field(sa_column=_col(String(64)))
+    size_bytes: int = Field(sa_column=_col(AutoId))
+    created_at: datetime = Field(sa_column=_col(UtcDateTime))
+    purge_after: datetime = Field(sa_column=_col(UtcDateTime, index=True))
+
+
 class FeedItemRow(HubTable, table=True):
     """0009: one released copy kept for a subscriber that pulls (api delivery), the body as
     released; `cursor` grows per subscriber in commit order (see FeedHeadRow)."""
@@ -595,6 +644,8 @@ held_copies = table(HeldCopyRow)
 admin_users = table(AdminUserRow)
 webhook_secrets = table(WebhookSecretRow)
 webhook_attempts = table(WebhookAttemptRow)
+export_rows = table(ExportRowRow)
+export_files = table(ExportFileRow)
 csv_transactions = table(CsvTransactionRow)
 csv_row_errors = table(CsvRowErrorRow)
 feed_items = table(FeedItemRow)

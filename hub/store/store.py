@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hub.core.records import Staged
+from hub.store import accept
 from hub.store.engine import PoolSettings, create_engine
 from hub.store.errors import StoreUnavailable, unavailable_as_store_error
+from hub.store.group import GroupCommit
 from hub.store.migrate import migrate_engine
 from hub.store.tx import SqlTx
 
 if TYPE_CHECKING:
-    from hub.core.ports import Store, Tx
+    from hub.core.ports import Stage, Store, Tx
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,19 @@ class SqlStore:
         self._serial = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._probe_lock = asyncio.Lock()
         self._probed: tuple[float, Health] | None = None
+        # One writer for ingest: concurrent requests share a transaction and a commit.
+        self._group: GroupCommit[SqlTx, Staged] = GroupCommit(
+            self.transaction, accept.prepare, accept.write
+        )
+
+    @property
+    def group_commits(self) -> int:
+        """Groups committed so far (figures, tests)."""
+        return self._group.groups
+
+    async def accept(self, stage: Stage, *, agent_id: str, sif_msg_id: str) -> bool:
+        """hub.core.ports.Store.accept: see hub.store.group."""
+        return await self._group.submit(stage, (agent_id, sif_msg_id))
 
     @property
     def engine(self) -> AsyncEngine:
@@ -160,6 +176,7 @@ class SqlStore:
         """SQLite: first fold the WAL back into the database file and truncate it, so a
         clean stop leaves one self-contained file (nothing else writes by now: the hub
         stops its background tasks and the HTTP server first)."""
+        await self._group.close()
         if self._engine.dialect.name == "sqlite":
             try:
                 await self._checkpoint()

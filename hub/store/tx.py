@@ -16,6 +16,7 @@ from hub.store.repos.alerts import SqlAlerts
 from hub.store.repos.audit import SqlAudit
 from hub.store.repos.csv_transactions import SqlCsvTransactions
 from hub.store.repos.disclosures import SqlDisclosures
+from hub.store.repos.exports import SqlExports
 from hub.store.repos.feeds import SqlFeeds
 from hub.store.repos.held import SqlHeld
 from hub.store.repos.journeys import SqlJourneys
@@ -43,6 +44,7 @@ class SqlTx:
     admin_users: SqlAdminUsers
     webhooks: SqlWebhooks
     journeys: SqlJourneys
+    exports: SqlExports
     feeds: SqlFeeds
     alerts: SqlAlerts
     csv_transactions: SqlCsvTransactions
@@ -64,6 +66,7 @@ class SqlTx:
             admin_users=SqlAdminUsers(connection),
             webhooks=SqlWebhooks(connection),
             journeys=SqlJourneys(connection),
+            exports=SqlExports(connection),
             feeds=SqlFeeds(connection),
             alerts=SqlAlerts(connection),
             csv_transactions=SqlCsvTransactions(connection),

@@ -156,6 +156,7 @@ def _queues(config: HubConfig, settings: Settings | None = None) -> list[str]:
     ladder = settings.webhook_ladder() if settings else RetryLadder()
     delivered = [s for s, _ in config.webhook_subscribers()]
     delivered += [s for s, _ in config.api_subscribers()]
+    delivered += [s for s, _ in config.file_subscribers()]
     retry_queues = [
         naming.retry_queue(s.id, delay, config.queue_prefix)
         for s in delivered

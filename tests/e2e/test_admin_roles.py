@@ -54,6 +54,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/admin/subscribers/{subscriber_id}/credentials"): ADMIN_ONLY,
     ("POST", "/admin/subscribers/{subscriber_id}/webhook-secret"): ADMIN_ONLY,
     ("GET", "/admin/subscribers/{subscriber_id}/webhook-attempts"): OPS,
+    ("GET", "/admin/subscribers/{subscriber_id}/exports"): OPS,
+    ("GET", "/admin/exports/{export_id}"): OPS,
     ("POST", "/admin/subscribers/{subscriber_id}/feed-key"): ADMIN_ONLY,
     ("GET", "/admin/users"): ADMIN_ONLY,
     ("POST", "/admin/users"): ADMIN_ONLY,

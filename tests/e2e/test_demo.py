@@ -1,5 +1,5 @@
 """`hub demo`, the README's first thing to try, runs against the real broker and shows a
-copy leaving by each route (AMQP, SIF pull, webhook, JSON feed) and a CSV upload."""
+copy leaving by each route (AMQP, SIF pull, webhook, JSON feed, file) and a CSV upload."""
 
 from __future__ import annotations
 
@@ -35,3 +35,6 @@ def test_the_demo_shows_every_route() -> None:
     assert "2 accepted, 1 refused" in out
     assert "line 4, column UPN: not a valid UPN" in out
     assert "reached 0 services" in out
+    files = re.findall(r"file weekly-attendance-\d{8}-1\.csv: (\d+) rows", out)
+    assert files and int(files[0]) > 0
+    assert "copy_id,object,action,LearnerRefId,Date,Session,Mark" in out

@@ -75,9 +75,14 @@ class FakeHeld(FakeRepo):
 
         return self._wake(now, about)
 
-    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
-        wanted = set(object_refids)
-        return self._wake(now, lambda row: row.record.object_refid in wanted)
+    async def wake_identities(
+        self, now: datetime, *, learners: Sequence[str], object_refids: Sequence[str]
+    ) -> int:
+        who, wanted = set(learners), set(object_refids)
+        return self._wake(
+            now,
+            lambda row: self._learner_of(row) in who or row.record.object_refid in wanted,
+        )
 
     async def wake_resolved(self, now: datetime) -> int:
         return self._wake(now, lambda row: self._learner_of(row) in self._state.upns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hub.core.records import Learnt
 from tests.fakes.state import FakeRepo
 
 
@@ -31,12 +32,12 @@ class FakeLearners(FakeRepo):
         known = self._state.object_learners
         return {o: known[o] for o in object_refids if o in known}
 
-    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
-        changed = [o for o, n, learner in items if await self.remember_object(o, n, learner)]
-        return list(dict.fromkeys(changed))
-
-    async def remember_many(
-        self, items: Sequence[tuple[str, Sequence[str], str | None]]
-    ) -> list[str]:
-        changed = [r for r, schools, upn in items if await self.remember(r, schools, upn)]
-        return list(dict.fromkeys(changed))
+    async def remember_many(self, learnt: Sequence[Learnt]) -> tuple[list[str], list[str]]:
+        learners, objects = [], []
+        for fact in learnt:
+            if await self.remember(fact.learner, fact.schools, fact.upn):
+                learners.append(fact.learner)
+            refid = fact.object_refid
+            if refid and await self.remember_object(refid, fact.object_name or "", fact.learner):
+                objects.append(refid)
+        return list(dict.fromkeys(learners)), list(dict.fromkeys(objects))

@@ -18,6 +18,7 @@ from hub.core.records import (
     CsvRowError,
     CsvTransactionRecord,
     DisclosureRecord,
+    ExportFileRecord,
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
@@ -28,6 +29,7 @@ from hub.core.records import (
     PupilAccessRecord,
     Registration,
     RejectionRecord,
+    StagedRowRecord,
     SuppressionRecord,
     WebhookAttemptRecord,
 )
@@ -77,6 +79,8 @@ class State:
     admin_users: dict[str, AdminUserRecord] = field(default_factory=dict)
     webhook_secrets: dict[str, bytes] = field(default_factory=dict)
     webhook_attempts: list[WebhookAttemptRecord] = field(default_factory=list)
+    export_rows: dict[str, StagedRowRecord] = field(default_factory=dict)
+    export_files: dict[str, ExportFileRecord] = field(default_factory=dict)
     feed_items: list[FeedItemRecord] = field(default_factory=list)  # in insertion order
     feed_heads: dict[str, int] = field(default_factory=dict)  # subscriber -> last cursor
     feed_keys: dict[str, FeedKeyRecord] = field(default_factory=dict)

@@ -14,13 +14,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub.core.ports import StoreUnavailable
+from hub.core.ports import DuplicateMessage, StoreUnavailable
+from hub.core.records import Staged
+from hub.store.group import GroupCommit
 from tests.fakes.admin_users import FakeAdminUsers
 from tests.fakes.agreements import FakeAgreements
 from tests.fakes.alerts import FakeAlerts
 from tests.fakes.audit import FakeAudit
 from tests.fakes.csv_transactions import FakeCsvTransactions
 from tests.fakes.disclosures import FakeDisclosures
+from tests.fakes.exports import FakeExports
 from tests.fakes.feeds import FakeFeeds
 from tests.fakes.held import FakeHeld
 from tests.fakes.journeys import FakeJourneys
@@ -34,7 +37,7 @@ from tests.fakes.state import State
 from tests.fakes.webhooks import FakeWebhooks
 
 if TYPE_CHECKING:
-    from hub.core.ports import Store, Tx
+    from hub.core.ports import Stage, Store, Tx
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +55,7 @@ class FakeTx:
     admin_users: FakeAdminUsers
     webhooks: FakeWebhooks
     journeys: FakeJourneys
+    exports: FakeExports
     feeds: FakeFeeds
     alerts: FakeAlerts
     csv_transactions: FakeCsvTransactions
@@ -72,6 +76,7 @@ class FakeTx:
             admin_users=FakeAdminUsers(state),
             webhooks=FakeWebhooks(state),
             journeys=FakeJourneys(state),
+            exports=FakeExports(state),
             feeds=FakeFeeds(state),
             alerts=FakeAlerts(state),
             csv_transactions=FakeCsvTransactions(state),
@@ -83,6 +88,11 @@ class FakeStore:
         self.state = State()
         self.unavailable = False
         self._serial = asyncio.Lock()
+        # The real writer (hub.store.group) over the fake tables: pipeline tests see groups.
+        self.group: GroupCommit[FakeTx, Staged] = GroupCommit(self.transaction, _prepare, _write)
+
+    async def accept(self, stage: Stage, *, agent_id: str, sif_msg_id: str) -> bool:
+        return await self.group.submit(stage, (agent_id, sif_msg_id))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeTx]:
@@ -102,6 +112,29 @@ class FakeStore:
     def _refuse_if_down(self) -> None:
         if self.unavailable:
             raise StoreUnavailable("fake store: database unavailable")
+
+
+async def _prepare(tx: FakeTx, keys: list[tuple[str, str]]) -> None:
+    """Nothing to look up ahead: the fake's exists() costs nothing."""
+
+
+async def _write(tx: FakeTx, group: list[Staged]) -> list[bool]:
+    """One staged message at a time, as ingest would through the repositories."""
+    accepted: list[bool] = []
+    for staged in group:
+        try:
+            await tx.messages.add(staged.message)
+        except DuplicateMessage:
+            accepted.append(False)
+            continue
+        await tx.outbox.add(staged.outbox)
+        for entry in staged.audit:
+            await tx.audit.add(entry)
+        learners, objects = await tx.learners.remember_many(staged.learnt)
+        if learners or objects:
+            await tx.held.wake_identities(staged.at, learners=learners, object_refids=objects)
+        accepted.append(True)
+    return accepted
 
 
 if TYPE_CHECKING:

@@ -126,3 +126,37 @@ async def test_normal_and_kept_alive_requests_are_served(server: int) -> None:
             assert (await client.post("/echo", content=b"z" * 5000)).json() == {"size": 5000}
         await asyncio.sleep(HEADER_TIMEOUT * 3)  # idle between requests: keep-alive's 5 s
         assert (await client.get("/ok")).status_code == 200
+
+
+async def test_past_the_connection_limit_the_answer_is_problem_json() -> None:
+    """uvicorn's own overload answer is plain text; the hub's is problem+json."""
+    port = free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(
+            _app(),
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+            lifespan="off",
+            http=header_deadline_protocol(WAIT, MAX_HEADER_BYTES),
+            limit_concurrency=2,
+        )
+    )
+    task = asyncio.create_task(srv.serve())
+    for _ in range(200):
+        if srv.started:
+            break
+        await asyncio.sleep(0.02)
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as client:
+            response = await client.get("/ok")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == "Too many connections"
+        assert response.headers["retry-after"] == "1"
+    finally:
+        for _, writer in held:
+            writer.close()
+        srv.should_exit = True
+        await asyncio.wait_for(task, WAIT)

@@ -24,10 +24,12 @@ from hub.core.records import (
     AuditRecord,
     BacklogFigures,
     DisclosureRecord,
+    ExportFileRecord,
     FeedItemRecord,
     FeedKeyRecord,
     HeldRecord,
     JourneyQuery,
+    Learnt,
     LifecycleRecord,
     MessageRecord,
     OutboxRecord,
@@ -35,6 +37,7 @@ from hub.core.records import (
     PupilAccessRecord,
     Registration,
     RejectionRecord,
+    StagedRowRecord,
     Stats,
     SuppressionRecord,
     WebhookAttemptRecord,
@@ -371,27 +374,23 @@ async def test_learners_and_objects_are_remembered_many_at_once(any_store: Store
     async with any_store.transaction() as tx:
         await tx.learners.remember("R1", ["SCH1"], UPN)
         await tx.learners.remember_object("O1", "LearnerAttendance", "R1")
-        told: list[tuple[str, list[str], str | None]] = [
-            ("R1", ["SCH2"], UPN),
-            ("R2", ["SCH1"], None),
-            ("R3", [], OTHER_UPN),
-            ("R3", ["SCH1"], OTHER_UPN),
-            ("R1", [], None),
+        told = [
+            Learnt(learner="R1", schools=("SCH2",), upn=UPN),
+            Learnt(learner="R2", schools=("SCH1",)),
+            Learnt(learner="R3", upn=OTHER_UPN),
+            Learnt(learner="R3", schools=("SCH1",), upn=OTHER_UPN),
+            Learnt(learner="R1"),
+            Learnt(learner="R1", object_refid="O1", object_name="LearnerAttendance"),
+            Learnt(learner="R2", object_refid="O2", object_name="LearnerAttendance"),
+            Learnt(learner="R3", object_refid="O3", object_name="LearnerExclusion"),
+            Learnt(learner="R2", object_refid="O2", object_name="LearnerAttendance"),
         ]
-        changed = await tx.learners.remember_many(told)
-        assert sorted(changed) == ["R3"]  # R1's UPN is known, R2 has none
-        assert await tx.learners.remember_many([]) == []
-        objects = await tx.learners.remember_objects(
-            [
-                ("O1", "LearnerAttendance", "R1"),
-                ("O2", "LearnerAttendance", "R2"),
-                ("O3", "LearnerExclusion", "R3"),
-                ("O2", "LearnerAttendance", "R2"),
-            ]
-        )
-        assert sorted(objects) == ["O2", "O3"]
-        assert await tx.learners.remember_objects([("O1", "LearnerAttendance", "R9")]) == ["O1"]
-        assert await tx.learners.remember_objects([]) == []
+        learners, objects = await tx.learners.remember_many(told)
+        assert sorted(learners) == ["R3"]  # R1's UPN is known, R2 has none
+        assert sorted(objects) == ["O2", "O3"]  # O1's learner is known
+        assert await tx.learners.remember_many([]) == ([], [])
+        moved = [Learnt(learner="R9", object_refid="O1", object_name="LearnerAttendance")]
+        assert await tx.learners.remember_many(moved) == ([], ["O1"])
     async with any_store.transaction() as tx:
         assert await tx.learners.schools("R1") == {"SCH1", "SCH2"}
         assert await tx.learners.schools("R2") == {"SCH1"}
@@ -412,8 +411,9 @@ async def test_copies_awaiting_identity_wake_for_many_objects_at_once(any_store:
         await tx.outbox.add(items)
         waiting = [held(item.id, reason="identity") for item in items]
         await tx.held.add(waiting)
-        assert await tx.held.wake_objects(at(5), ["O0", "O2", "O9"]) == 2
-        assert await tx.held.wake_objects(at(6), []) == 0
+        woken = await tx.held.wake_identities(at(5), learners=[], object_refids=["O0", "O2", "O9"])
+        assert woken == 2
+        assert await tx.held.wake_identities(at(6), learners=[], object_refids=[]) == 0
         due = await tx.held.claim_due(at(10), 10, PEEK)
     assert sorted(h.id for h in due) == sorted([waiting[0].id, waiting[2].id])
 
@@ -675,6 +675,73 @@ async def test_webhook_secrets_are_replaced_and_attempts_listed_newest_first(
         )
         assert purged.webhook_attempts == 2
         assert await tx.webhooks.attempts() == [rows[1]]
+
+
+def staged(copy_id: str, minutes: float, subscriber: str = "capita") -> StagedRowRecord:
+    return StagedRowRecord(
+        copy_msg_id=copy_id,
+        subscriber=subscriber,
+        object_name="LearnerPersonal",
+        action="Add",
+        agreement_id="DSA-1",
+        agreement_version=2,
+        cells={"UPN": "A123456789012", "Surname": ""},
+        staged_at=at(minutes),
+    )
+
+
+def export_file(seq: int, rows: int, purge_minutes: float) -> ExportFileRecord:
+    return ExportFileRecord(
+        id=new_id(),
+        subscriber="capita",
+        seq=seq,
+        directory="/exports",
+        file_name=f"capita-{seq}.csv",
+        manifest_name=f"capita-{seq}.csv.manifest.json",
+        rows=rows,
+        counts={"LearnerPersonal": rows},
+        agreements=["DSA-1@2"],
+        sha256="0" * 64,
+        size_bytes=123,
+        created_at=at(5),
+        purge_after=at(purge_minutes),
+    )
+
+
+async def test_exports_stage_once_cut_once_and_purge_with_their_rows(any_store: Store) -> None:
+    first, second = export_file(1, 2, 60), export_file(2, 1, 120)
+    async with any_store.transaction() as tx:
+        assert await tx.exports.waiting("capita") == (0, None)
+        await tx.exports.stage([staged("C2", 2), staged("C1", 1)])
+        await tx.exports.stage([staged("C1", 3), staged("O1", 1, subscriber="other")])
+        await tx.exports.stage([])
+    async with any_store.transaction() as tx:  # C1 re-sent: it keeps its first row
+        assert await tx.exports.waiting("capita") == (2, at(2))
+        assert [r.copy_msg_id for r in await tx.exports.pending("capita", 10)] == ["C1", "C2"]
+        assert await tx.exports.pending("capita", 1) == [staged("C1", 1)]
+        assert await tx.exports.last_seq("capita") == 0
+        assert await tx.exports.add_file(first, ["C1", "C2"]) == 2
+    async with any_store.transaction() as tx:
+        await tx.exports.stage([staged("C3", 4)])
+        assert await tx.exports.add_file(second, ["C1", "C3"]) == 1  # C1 is in a file already
+        assert await tx.exports.waiting("capita") == (0, None)
+        assert await tx.exports.last_seq("capita") == 2
+        assert await tx.exports.files("capita") == [second, first]
+        assert await tx.exports.file(first.id) == first
+        assert await tx.exports.file("nope") is None
+        assert await tx.exports.expired(at(90), 10) == [first]
+        assert await tx.exports.delete_files([first.id]) == 2
+    async with any_store.transaction() as tx:
+        assert await tx.exports.files("capita") == [second]
+        assert await tx.exports.file(first.id) is None
+        assert await tx.exports.waiting("other") == (1, at(1))
+        # A row no file took (its subscriber stopped taking files) goes after the cut-off.
+        assert await tx.exports.purge_waiting(at(1), 10, dry_run=False) == 0
+        assert await tx.exports.purge_waiting(at(2), 10, dry_run=True) == 1
+        assert await tx.exports.waiting("other") == (1, at(1))
+        assert await tx.exports.purge_waiting(at(2), 10, dry_run=False) == 1
+        assert await tx.exports.waiting("other") == (0, None)
+        assert await tx.exports.files("capita") == [second]  # filed rows are not touched
 
 
 def feed_item(copy: str, subscriber: str = "vs", purge_days: float = 30) -> FeedItemRecord:

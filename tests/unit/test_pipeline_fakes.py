@@ -138,6 +138,24 @@ async def test_a_repeated_msg_id_is_acknowledged_but_not_routed_again(hub: Pipel
     assert len(hub.store.state.outbox) == 1
 
 
+async def test_concurrent_events_share_a_group_commit_and_repeats_in_it_are_duplicates(
+    hub: Pipeline,
+) -> None:
+    learners = data.make_learners(6)
+    repeated = m.msg_id()
+    groups = hub.store.group.groups
+    acks = await asyncio.gather(
+        *(hub.learner_event(learner) for learner in learners),
+        hub.learner_event(LEARNER, repeated),
+        hub.learner_event(LEARNER, repeated),
+    )
+    assert [a.status_code for a in acks] == [0] * 7 + [7]
+    assert hub.store.group.groups == groups + 1  # one transaction, one commit for all
+    state = hub.store.state
+    assert len(state.messages) == 7 and len(state.outbox) == 7
+    assert all(state.upns[learner.refid] == learner.upn for learner in learners)
+
+
 async def test_a_publish_failure_retries_the_row_and_logs_what_left(hub: Pipeline) -> None:
     assert (await hub.learner_event(LEARNER)).ok
     hub.publisher.fail_next(1)  # one copy of the three is not confirmed

@@ -110,8 +110,17 @@ class SqlHeld(SqlRepo):
             about.append(outbox.c.object_refid == object_refid)
         return await self._wake(now, or_(*about) if about else None)
 
-    async def wake_objects(self, now: datetime, object_refids: Sequence[str]) -> int:
+    async def wake_identities(
+        self, now: datetime, *, learners: Sequence[str], object_refids: Sequence[str]
+    ) -> int:
+        """wake_identity for many learners and objects at once (the group commit's)."""
         woken = 0
+        for chunk in chunks(learners):
+            mapped = select(object_learners.c.object_refid).where(
+                object_learners.c.learner_refid.in_(chunk)
+            )
+            about = or_(outbox.c.subject_refid.in_(chunk), outbox.c.object_refid.in_(mapped))
+            woken += await self._wake(now, about)
         for chunk in chunks(object_refids):
             woken += await self._wake(now, outbox.c.object_refid.in_(chunk))
         return woken

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from hub.core.records import Learnt
 from hub.store.models import learner_schools, learners, object_learners
-from hub.store.repos.base import SqlRepo, chunks, utcnow
+from hub.store.repos.base import IN_CHUNK, SqlRepo, chunks, utcnow
 
 
 class SqlLearners(SqlRepo):
@@ -31,6 +32,54 @@ class SqlLearners(SqlRepo):
             where=learners.c.upn.is_distinct_from(insert.excluded.upn),
         )
         return bool((await self._execute(statement)).rowcount)
+
+    async def remember_many(self, learnt: Sequence[Learnt]) -> tuple[list[str], list[str]]:
+        """remember and remember_object for a group's objects at once, in their order (the
+        last UPN or learner given for one RefId wins); the learners whose UPN and the
+        objects whose learner became known or changed."""
+        now = utcnow()
+        pairs = {(f.learner, s): None for f in learnt for s in f.schools}
+        if pairs:
+            rows = [{"refid": r, "laestab": s, "first_seen": now} for r, s in pairs]
+            statement = self._insert(learner_schools).on_conflict_do_nothing(
+                index_elements=["refid", "laestab"]
+            )
+            await self._execute(statement, rows)
+        upns = {f.learner: f.upn for f in learnt if f.upn is not None}
+        objects = {f.object_refid: f for f in learnt if f.object_refid}
+        woken_learners: list[str] = []
+        for chunk in _batches(list(upns)):
+            insert = self._insert(learners).values(
+                [{"refid": r, "upn": upns[r], "updated_at": now} for r in chunk]
+            )
+            upsert = insert.on_conflict_do_update(
+                index_elements=["refid"],
+                set_={"upn": insert.excluded.upn, "updated_at": insert.excluded.updated_at},
+                where=learners.c.upn.is_distinct_from(insert.excluded.upn),
+            ).returning(learners.c.refid)
+            woken_learners += [str(r) for r in (await self._execute(upsert)).scalars()]
+        woken_objects: list[str] = []
+        for chunk in _batches(list(objects)):
+            values = [
+                {
+                    "object_refid": o,
+                    "object_name": objects[o].object_name or "",
+                    "learner_refid": objects[o].learner,
+                    "updated_at": now,
+                }
+                for o in chunk
+            ]
+            insert = self._insert(object_learners).values(values)
+            upsert = insert.on_conflict_do_update(
+                index_elements=["object_refid"],
+                set_={
+                    "learner_refid": insert.excluded.learner_refid,
+                    "updated_at": insert.excluded.updated_at,
+                },
+                where=object_learners.c.learner_refid != insert.excluded.learner_refid,
+            ).returning(object_learners.c.object_refid)
+            woken_objects += [str(r) for r in (await self._execute(upsert)).scalars()]
+        return woken_learners, woken_objects
 
     async def schools(self, refid: str) -> frozenset[str]:
         query = select(learner_schools.c.laestab).where(learner_schools.c.refid == refid)
@@ -74,53 +123,7 @@ class SqlLearners(SqlRepo):
             found.update({row.object_refid: row.learner_refid for row in rows})
         return found
 
-    async def remember_objects(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
-        latest = {refid: (name, learner) for refid, name, learner in items}
-        known = await self.learners_of(list(latest))
-        changed = [refid for refid, (_, learner) in latest.items() if known.get(refid) != learner]
-        if changed:
-            now = utcnow()
-            rows = [
-                {
-                    "object_refid": refid,
-                    "object_name": latest[refid][0],
-                    "learner_refid": latest[refid][1],
-                    "updated_at": now,
-                }
-                for refid in changed
-            ]
-            insert = self._insert(object_learners)
-            statement = insert.on_conflict_do_update(
-                index_elements=["object_refid"],
-                set_={
-                    "learner_refid": insert.excluded.learner_refid,
-                    "updated_at": insert.excluded.updated_at,
-                },
-            )
-            await self._execute(statement, rows)
-        return changed
 
-    async def remember_many(
-        self, items: Sequence[tuple[str, Sequence[str], str | None]]
-    ) -> list[str]:
-        now = utcnow()
-        shown = {(refid, s) for refid, schools, _ in items for s in schools}
-        if shown:
-            rows = [{"refid": r, "laestab": s, "first_seen": now} for r, s in sorted(shown)]
-            statement = self._insert(learner_schools).on_conflict_do_nothing(
-                index_elements=["refid", "laestab"]
-            )
-            await self._execute(statement, rows)
-        upns = {refid: upn for refid, _, upn in items if upn is not None}  # None never forgets
-        known = await self.upns(list(upns))
-        changed = [refid for refid, upn in upns.items() if known.get(refid) != upn]
-        if changed:
-            insert = self._insert(learners)
-            statement = insert.on_conflict_do_update(
-                index_elements=["refid"],
-                set_={"upn": insert.excluded.upn, "updated_at": insert.excluded.updated_at},
-            )
-            await self._execute(
-                statement, [{"refid": r, "upn": upns[r], "updated_at": now} for r in changed]
-            )
-        return changed
+def _batches(keys: list[str]) -> list[list[str]]:
+    """Rows per multi-row upsert: four bind parameters each, well under the drivers' limit."""
+    return [keys[start : start + IN_CHUNK] for start in range(0, len(keys), IN_CHUNK)]

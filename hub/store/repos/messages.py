@@ -2,20 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.records import MessageRecord
 from hub.store.errors import DuplicateMessage
 from hub.store.models import messages
-from hub.store.repos.base import SqlRepo
+from hub.store.repos.base import IN_CHUNK, SqlRepo
+
+Key = tuple[str, str]  # (agent_id, sif_msg_id)
 
 
 class SqlMessages(SqlRepo):
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        # What prefetch found for this transaction's keys (a group commit's): exists()
+        # answers them without a statement each. Never outlives the transaction.
+        self._known: dict[Key, bool] = {}
+
     async def exists(self, agent_id: str, sif_msg_id: str) -> bool:
+        known = self._known.get((agent_id, sif_msg_id))
+        if known is not None:
+            return known
         query = select(messages.c.id).where(_message_key(agent_id, sif_msg_id)).limit(1)
         return (await self._execute(query)).first() is not None
+
+    async def prefetch(self, keys: Sequence[Key]) -> None:
+        """Look up whether each key was already accepted, in one statement per 250 keys."""
+        unique = list(dict.fromkeys(keys))
+        pair = tuple_(messages.c.agent_id, messages.c.sif_msg_id)
+        for start in range(0, len(unique), IN_CHUNK // 2):
+            chunk = unique[start : start + IN_CHUNK // 2]
+            query = select(messages.c.agent_id, messages.c.sif_msg_id).where(pair.in_(chunk))
+            found = {(r.agent_id, r.sif_msg_id) for r in (await self._execute(query)).all()}
+            self._known.update({key: key in found for key in chunk})
+
+    async def add_new(self, records: Sequence[MessageRecord]) -> set[str]:
+        """Insert every record whose key is not there yet (ON CONFLICT DO NOTHING: a
+        concurrent repeat waits for the first to commit); the ids of those inserted."""
+        if not records:
+            return set()
+        statement = (
+            self._insert(messages)
+            .on_conflict_do_nothing(index_elements=["agent_id", "sif_msg_id"])
+            .returning(messages.c.id)
+        )
+        rows = [_message_values(record) for record in records]
+        return {str(i) for i in (await self._execute(statement, rows)).scalars().all()}
 
     async def add(self, record: MessageRecord) -> None:
         # ON CONFLICT DO NOTHING rather than catching the violation: concurrent repeats

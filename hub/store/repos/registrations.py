@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.records import PacketRecord, Registration
 from hub.store.models import registrations, response_packets
@@ -16,17 +17,29 @@ _REGISTRATION_KEY = ("agent_id", "zone")
 
 
 class SqlRegistrations(SqlRepo):
+    def __init__(self, connection: AsyncConnection) -> None:
+        super().__init__(connection)
+        # Read once per transaction: a group commit checks many requests of few agents.
+        # Kept for this transaction only, so a change by another hub process is seen by
+        # the next one (no cache to invalidate across processes).
+        self._read: dict[tuple[str, str], Registration | None] = {}
+
     async def get(self, agent_id: str, zone: str) -> Registration | None:
+        if (agent_id, zone) in self._read:
+            return self._read[(agent_id, zone)]
         query = select(registrations).where(
             registrations.c.agent_id == agent_id, registrations.c.zone == zone
         )
         row = (await self._execute(query)).first()
-        return None if row is None else _registration(row)
+        found = self._read[(agent_id, zone)] = None if row is None else _registration(row)
+        return found
 
     async def save(self, reg: Registration) -> None:
+        self._read.pop((reg.agent_id, reg.zone), None)
         await self._upsert(registrations, _registration_values(reg), _REGISTRATION_KEY)
 
     async def delete(self, agent_id: str, zone: str) -> None:
+        self._read.pop((agent_id, zone), None)
         statement = sql_delete(registrations).where(
             registrations.c.agent_id == agent_id, registrations.c.zone == zone
         )
