@@ -47,6 +47,9 @@ class Item:
     upn: str | None = None
     values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     schools: tuple[str, ...] = ()
+    # UPNs the learner had before `upn`: what excludes a learner by UPN (suppression, an
+    # all-except list) still does after the UPN changes; what includes one goes by `upn`.
+    former_upns: frozenset[str] = frozenset()
 
     @property
     def all_schools(self) -> tuple[str | None, ...]:
@@ -152,7 +155,8 @@ def build_policy(
 
 
 def is_suppressed(item: Item, policy: Policy) -> bool:
-    return bool({x for x in (item.subject_refid, item.upn) if x} & policy.suppressed)
+    ids = {x for x in (item.subject_refid, item.upn) if x} | item.former_upns
+    return bool(ids & policy.suppressed)
 
 
 def decide(item: Item, policy: Policy) -> list[Copy]:
@@ -235,7 +239,12 @@ def _pupils_verdict(state: AgreementState, item: Item) -> bool | None:
     """Every named school's pupil list allows the learner (True), one refuses (False), or
     it cannot be told until the learner's UPN is known (None)."""
     verdicts = [
-        pupil_allowed(state.pupils.get(school or "", PupilAccess()), item.subject_refid, item.upn)
+        pupil_allowed(
+            state.pupils.get(school or "", PupilAccess()),
+            item.subject_refid,
+            item.upn,
+            item.former_upns,
+        )
         for school in item.all_schools
     ]
     if False in verdicts:

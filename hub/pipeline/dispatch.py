@@ -80,10 +80,12 @@ class DispatchContext:
 @dataclass(frozen=True, kw_only=True)
 class Identity:
     """Whose data an object is, as far as the hub knows: the learner's RefId (from the
-    object, or remembered for the object's own RefId) and its UPN (canonical)."""
+    object, or remembered for the object's own RefId), its UPN (canonical) and the UPNs
+    it had before (a UPN-keyed exclusion keeps holding across a change of UPN)."""
 
     refid: str | None = None
     upn: str | None = None
+    former_upns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,17 @@ async def identities(tx: Tx, records: Sequence[OutboxRecord]) -> dict[str, Ident
     unresolved = [r.object_refid for r in records if r.subject_refid is None and r.object_refid]
     learners = await tx.learners.learners_of(unresolved) if unresolved else {}
     refids = {r.id: r.subject_refid or learners.get(r.object_refid or "") for r in records}
-    upns = await tx.learners.upns([x for x in refids.values() if x])
-    return {i: Identity(refid=x, upn=upns.get(x) if x else None) for i, x in refids.items()}
+    known = [x for x in refids.values() if x]
+    upns = await tx.learners.upns(known)
+    former = await tx.learners.former_upns(known)
+    return {
+        i: Identity(
+            refid=x,
+            upn=upns.get(x) if x else None,
+            former_upns=former.get(x, frozenset()) if x else frozenset(),
+        )
+        for i, x in refids.items()
+    }
 
 
 def item_of(
@@ -126,13 +137,14 @@ def item_of(
     paths = policy.conditions.get(record.object_name, frozenset())
     values = values_at(element, paths) if element is not None and paths else {}
     return Item(
-        record.object_name,
-        record.action,
-        record.school,
-        who.refid,
-        who.upn,
-        values,
-        record.schools,
+        object_name=record.object_name,
+        action=record.action,
+        school=record.school,
+        subject_refid=who.refid,
+        upn=who.upn,
+        values=values,
+        schools=record.schools,
+        former_upns=who.former_upns,
     )
 
 

@@ -257,6 +257,18 @@ class LearnerSchoolRow(HubTable, table=True):
     first_seen: datetime = Field(sa_column=_col(UtcDateTime))
 
 
+class LearnerUpnRow(HubTable, table=True):
+    """0012: every UPN a learner has been shown with, only ever added: a UPN-keyed
+    exclusion (suppression, a school's all-except list) keeps holding when a later object
+    gives the learner another UPN (a temporary UPN replaced, or an adoption)."""
+
+    __tablename__ = "learner_upns"
+
+    refid: str = Field(sa_column=_col(String, primary_key=True))
+    upn: str = Field(sa_column=_col(String, primary_key=True))
+    first_seen: datetime = Field(sa_column=_col(UtcDateTime))
+
+
 class ObjectLearnerRow(HubTable, table=True):
     """0003: which learner a learner-scoped object is about, by the object's own RefId, for
     partial Change and Delete events that leave the learner out."""
@@ -633,6 +645,7 @@ registrations = table(RegistrationRow)
 response_packets = table(ResponsePacketRow)
 learners = table(LearnerRow)
 learner_schools = table(LearnerSchoolRow)
+learner_upns = table(LearnerUpnRow)
 object_learners = table(ObjectLearnerRow)
 agreement_versions = table(AgreementVersionRow)
 agreement_lifecycle = table(LifecycleRow)

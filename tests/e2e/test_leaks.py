@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from stdnum.gb import upn as upn_check
 
 from hub.core import naming
 from hub.simulate import sample_data as data
@@ -295,6 +296,54 @@ async def test_a_upn_suppression_holds_what_arrives_before_the_learners_upn(
         "LearnerAttendance",
     }
     assert (await _identity_held(running))["count"] == 0
+
+
+def _new_upn(p: data.Learner, serial: int = 999) -> str:
+    """Another valid UPN for the learner (a temporary one replaced, or an adoption)."""
+    body = f"{p.school.laestab}{26:02d}{serial:03d}"
+    return upn_check.calc_check_digit(body) + body
+
+
+async def test_a_upn_suppression_holds_after_the_learners_upn_changes(
+    running: RunningHub,
+) -> None:
+    """The child's own school sends a new UPN for the same RefId: what the suppression
+    (by the old UPN) hid stays hidden, on every later object about the child."""
+    await _register_all(running)
+    await _personal(running, HILLTOP, HILLTOP_2)
+    await running.settle()
+    await running.drain("cme")
+    response = await running.admin(
+        "POST", "/admin/suppressions", json={"learner": HILLTOP.upn, "reason": "adopted"}
+    )
+    assert response.status_code == 201, response.text
+    rekeyed = data.learner_personal(HILLTOP).replace(HILLTOP.upn, _new_upn(HILLTOP))
+    await _ok(running, "hilltop-mis", "LearnerPersonal", "Change", rekeyed)
+    await _mark(running, HILLTOP, HILLTOP_2)
+    await running.settle()
+    copies = await running.drain("cme")
+    assert _about(copies, HILLTOP) == []
+    assert [c.headers[naming.H_OBJECT] for c in _about(copies, HILLTOP_2)] == ["LearnerAttendance"]
+
+
+async def test_a_school_leaving_a_pupil_out_by_upn_holds_after_the_upn_changes(
+    running: RunningHub,
+) -> None:
+    response = await running.admin(
+        "PUT",
+        f"/admin/agreements/{CME}/schools/{DOVEDALE_SCHOOL}/pupils",
+        json={"mode": "all_except", "learners": [DOVEDALE.upn]},
+    )
+    assert response.status_code == 200, response.text
+    await _register_all(running)
+    await _personal(running, DOVEDALE, DOVEDALE_2)
+    rekeyed = data.learner_personal(DOVEDALE).replace(DOVEDALE.upn, _new_upn(DOVEDALE))
+    await _ok(running, "dovedale-mis", "LearnerPersonal", "Change", rekeyed)
+    await _mark(running, DOVEDALE, DOVEDALE_2)
+    await running.settle()
+    copies = await running.drain("cme")
+    assert _about(copies, DOVEDALE) == []
+    assert len(_about(copies, DOVEDALE_2)) == 2  # its LearnerPersonal and its mark
 
 
 async def test_a_parents_objection_by_upn_holds_until_the_upn_is_known(

@@ -12,6 +12,8 @@ class FakeLearners(FakeRepo):
     async def remember(self, refid: str, schools: Sequence[str], upn: str | None) -> bool:
         if schools:
             self._state.learner_schools.setdefault(refid, set()).update(schools)
+        if upn is not None:
+            self._state.upn_history.add((refid, upn))
         if upn is None or self._state.upns.get(refid) == upn:  # None never forgets
             return False
         self._state.upns[refid] = upn
@@ -22,6 +24,14 @@ class FakeLearners(FakeRepo):
 
     async def upns(self, refids: Sequence[str]) -> dict[str, str]:
         return {r: self._state.upns[r] for r in refids if r in self._state.upns}
+
+    async def former_upns(self, refids: Sequence[str]) -> dict[str, frozenset[str]]:
+        wanted = set(refids)
+        former: dict[str, set[str]] = {}
+        for refid, upn in self._state.upn_history:
+            if refid in wanted and upn != self._state.upns.get(refid):
+                former.setdefault(refid, set()).add(upn)
+        return {r: frozenset(u) for r, u in former.items()}
 
     async def remember_object(self, object_refid: str, object_name: str, learner: str) -> bool:
         changed = self._state.object_learners.get(object_refid) != learner

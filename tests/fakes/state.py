@@ -63,6 +63,7 @@ class State:
     registrations: dict[tuple[str, str], Registration] = field(default_factory=dict)
     packets: dict[tuple[str, str, int], PacketRecord] = field(default_factory=dict)
     upns: dict[str, str] = field(default_factory=dict)  # learner RefId -> UPN
+    upn_history: set[tuple[str, str]] = field(default_factory=set)  # (RefId, UPN), ever
     learner_schools: dict[str, set[str]] = field(default_factory=dict)
     object_learners: dict[str, str] = field(default_factory=dict)  # object RefId -> learner
     versions: dict[tuple[str, int], AgreementVersionRecord] = field(default_factory=dict)

@@ -403,6 +403,24 @@ async def test_learners_and_objects_are_remembered_many_at_once(any_store: Store
         }
 
 
+async def test_a_learners_former_upns_are_kept(any_store: Store) -> None:
+    async with any_store.transaction() as tx:
+        await tx.learners.remember("R1", [], UPN)
+        await tx.learners.remember("R1", [], None)  # a partial Change forgets nothing
+        assert await tx.learners.former_upns(["R1"]) == {}
+        await tx.learners.remember("R1", [], OTHER_UPN)
+        await tx.learners.remember_many([Learnt(learner="R2", upn=UPN)])
+        await tx.learners.remember_many([Learnt(learner="R2", upn=OTHER_UPN)])
+    async with any_store.transaction() as tx:
+        assert await tx.learners.upns(["R1", "R2"]) == {"R1": OTHER_UPN, "R2": OTHER_UPN}
+        assert await tx.learners.former_upns(["R1", "R2", "R3"]) == {
+            "R1": frozenset({UPN}),
+            "R2": frozenset({UPN}),
+        }
+        await tx.learners.remember("R1", [], UPN)  # back to the first: the other is former
+        assert await tx.learners.former_upns(["R1"]) == {"R1": frozenset({OTHER_UPN})}
+
+
 async def test_copies_awaiting_identity_wake_for_many_objects_at_once(any_store: Store) -> None:
     msg = message()
     items = [dataclasses.replace(outbox_item(msg, n), object_refid=f"O{n}") for n in range(3)]

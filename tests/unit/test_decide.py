@@ -11,6 +11,7 @@ from hub.core.agreements.compile import compile_version
 from hub.core.agreements.diff import diff
 from hub.core.agreements.model import Agreement, LawfulBasis, PupilAccess, Rule
 from hub.core.agreements.schedule import next_window
+from hub.core.agreements.scope import pupil_allowed
 from hub.core.envelope import Action
 from hub.core.paths import parse_path
 from hub.core.policy import (
@@ -445,3 +446,14 @@ def test_compile_drops_special_category_even_when_validation_was_bypassed() -> N
     state = AgreementState((version,), (True,), _lifecycle(), {SCHOOL: frozenset({1})})
     item = Item("LearnerSpecialNeeds", Action.ADD, SCHOOL, REFID, UPN)
     assert decide(item, _policy(state)) == []
+
+
+def test_a_learner_excluded_by_a_former_upn_stays_excluded() -> None:
+    """Suppression and all-except lists go by every UPN the learner had; an `only` list
+    admits by the current one alone."""
+    old, new = "W830200126001", "K830200126002"
+    except_old = PupilAccess(mode="all_except", learners=[old])
+    assert pupil_allowed(except_old, "R", new) is True
+    assert pupil_allowed(except_old, "R", new, frozenset({old})) is False
+    only_old = PupilAccess(mode="only", learners=[old])
+    assert pupil_allowed(only_old, "R", new, frozenset({old})) is False

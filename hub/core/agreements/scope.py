@@ -43,11 +43,20 @@ def _may_name(learners: Iterable[str], refid: str | None, upn: str | None) -> bo
     return any((refid is None and is_refid(x)) or (upn is None and is_upn(x)) for x in learners)
 
 
-def pupil_allowed(access: PupilAccess, refid: str | None, upn: str | None) -> bool | None:
+def pupil_allowed(
+    access: PupilAccess,
+    refid: str | None,
+    upn: str | None,
+    former_upns: frozenset[str] = frozenset(),
+) -> bool | None:
     """Does the school's pupil list let this learner's data flow? None: it cannot be told
-    until the learner's identity (the UPN or RefId the list names learners by) is known."""
+    until the learner's identity (the UPN or RefId the list names learners by) is known.
+    A learner left out by a UPN it had before stays left out; an `only` list admits by
+    the current UPN (or RefId) alone."""
     if access.mode == "all":
         return True
+    if access.mode == "all_except" and former_upns & frozenset(access.learners):
+        return False
     if _named(access.learners, refid, upn):
         return access.mode == "only"
     if _may_name(access.learners, refid, upn):

@@ -4,11 +4,12 @@ objects showed it at (only ever added), its UPN, and each learner-scoped object'
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 
 from hub.core.records import Learnt
-from hub.store.models import learner_schools, learners, object_learners
+from hub.store.models import learner_schools, learner_upns, learners, object_learners
 from hub.store.repos.base import IN_CHUNK, SqlRepo, chunks, utcnow
 
 
@@ -25,6 +26,7 @@ class SqlLearners(SqlRepo):
             await self._execute(statement, rows)
         if upn is None:
             return False  # a partial Change must not forget the UPN
+        await self._keep_upns([(refid, upn)], now)
         insert = self._insert(learners).values(refid=refid, upn=upn, updated_at=now)
         statement = insert.on_conflict_do_update(
             index_elements=["refid"],
@@ -47,6 +49,7 @@ class SqlLearners(SqlRepo):
             await self._execute(statement, rows)
         upns = {f.learner: f.upn for f in learnt if f.upn is not None}
         objects = {f.object_refid: f for f in learnt if f.object_refid}
+        await self._keep_upns([(f.learner, f.upn) for f in learnt if f.upn is not None], now)
         woken_learners: list[str] = []
         for chunk in _batches(list(upns)):
             insert = self._insert(learners).values(
@@ -80,6 +83,34 @@ class SqlLearners(SqlRepo):
             ).returning(object_learners.c.object_refid)
             woken_objects += [str(r) for r in (await self._execute(upsert)).scalars()]
         return woken_learners, woken_objects
+
+    async def _keep_upns(self, pairs: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Every UPN a learner is shown with, kept for good (learner_upns)."""
+        unique = list(dict.fromkeys(pairs))
+        for start in range(0, len(unique), IN_CHUNK):
+            rows = [
+                {"refid": r, "upn": u, "first_seen": now}
+                for r, u in unique[start : start + IN_CHUNK]
+            ]
+            statement = self._insert(learner_upns).on_conflict_do_nothing(
+                index_elements=["refid", "upn"]
+            )
+            await self._execute(statement, rows)
+
+    async def former_upns(self, refids: Sequence[str]) -> dict[str, frozenset[str]]:
+        former: dict[str, set[str]] = {}
+        for chunk in chunks(refids):
+            query = (
+                select(learner_upns.c.refid, learner_upns.c.upn)
+                .join(learners, learners.c.refid == learner_upns.c.refid, isouter=True)
+                .where(
+                    learner_upns.c.refid.in_(chunk),
+                    learners.c.upn.is_distinct_from(learner_upns.c.upn),
+                )
+            )
+            for row in (await self._execute(query)).all():
+                former.setdefault(row.refid, set()).add(row.upn)
+        return {r: frozenset(u) for r, u in former.items()}
 
     async def schools(self, refid: str) -> frozenset[str]:
         query = select(learner_schools.c.laestab).where(learner_schools.c.refid == refid)

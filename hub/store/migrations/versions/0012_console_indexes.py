@@ -3,7 +3,7 @@ message's journey (its disclosures and held copies), search by agreement, and th
 dashboard's held-copy counts.
 
 Revision ID: 0012_console_indexes
-Revises: 0010_exports
+Revises: 0012_learner_upns
 Create Date: 2026-12-02
 
 Written by hand and checked against hub.store.models by tests/integration/test_store.py.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012_console_indexes"
-down_revision: str | Sequence[str] | None = "0010_exports"  # chained at the merge of main
+down_revision: str | Sequence[str] | None = "0012_learner_upns"  # chained at the merge of main
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
