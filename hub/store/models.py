@@ -263,6 +263,8 @@ class LearnerUpnRow(HubTable, table=True):
     gives the learner another UPN (a temporary UPN replaced, or an adoption)."""
 
     __tablename__ = "learner_upns"
+    # 0012_console_indexes: the console finds a child by a former UPN too.
+    __table_args__ = (Index("ix_learner_upns_upn", "upn"),)
 
     refid: str = Field(sa_column=_col(String, primary_key=True))
     upn: str = Field(sa_column=_col(String, primary_key=True))

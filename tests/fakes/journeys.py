@@ -71,6 +71,7 @@ class FakeJourneys(FakeRepo):
         plain = ((m.school, q.school), (m.agent_id, q.agent), (m.object_name, q.object_name))
         refids = {r.record.subject_refid for r in self._rows(m.id)}
         upns = {self._state.upns.get(x or "") for x in refids}
+        upns |= {upn for refid, upn in self._state.upn_history if refid in refids}
         return (
             all(want is None or have == want for have, want in plain)
             and (q.agreement_id is None or q.agreement_id in self._agreements(m.id))

@@ -875,6 +875,18 @@ async def test_journeys_search_by_learner_school_and_page_then_show_the_journey(
     assert activity.by_subscriber == {"la-send": {"delivered": 1}}
 
 
+async def test_journeys_find_a_child_by_a_former_upn(any_store: Store) -> None:
+    msg = message()
+    async with any_store.transaction() as tx:
+        await tx.messages.add(msg)
+        await tx.outbox.add([outbox_item(msg, 0, refid="R1")])
+        await tx.learners.remember("R1", ["SCH1"], UPN)
+        await tx.learners.remember("R1", ["SCH1"], OTHER_UPN)  # a temporary UPN replaced
+    async with any_store.transaction() as tx:
+        for upn in (UPN, OTHER_UPN):
+            assert [m.id for m in await tx.journeys.search(JourneyQuery(upn=upn))] == [msg.id]
+
+
 async def test_journeys_list_refusals_newest_first_by_agent(any_store: Store) -> None:
     async with any_store.transaction() as tx:
         for minutes, agent in ((1, "agent-1"), (2, "agent-2"), (3, "agent-1")):

@@ -28,7 +28,15 @@ from hub.core.records import (
     MessageSummary,
     RejectionRecord,
 )
-from hub.store.models import disclosures, held_copies, learners, messages, outbox, rejections
+from hub.store.models import (
+    disclosures,
+    held_copies,
+    learner_upns,
+    learners,
+    messages,
+    outbox,
+    rejections,
+)
 from hub.store.repos.base import AnyRow, SqlRepo, from_row
 from hub.store.repos.disclosures import _disclosure
 
@@ -136,9 +144,11 @@ class SqlJourneys(SqlRepo):
         """Criteria that go through other tables: resolved to message ids by subqueries."""
         where: list[ColumnElement[bool]] = []
         if query.upn is not None:
-            # Resolved first (as subject access does): a plain IN over indexed lookups.
-            refids = select(learners.c.refid).where(learners.c.upn == query.upn)
-            found = list((await self._execute(refids)).scalars())
+            # Resolved first (as subject access does): a plain IN over indexed lookups. Every
+            # UPN the learner was shown with finds them (learner_upns: a former UPN too).
+            current = select(learners.c.refid).where(learners.c.upn == query.upn)
+            former = select(learner_upns.c.refid).where(learner_upns.c.upn == query.upn)
+            found = list((await self._execute(union(current, former))).scalars())
             where.append(messages.c.id.in_(_about(query.upn, found)))
         if query.learner_refid is not None:
             where.append(messages.c.id.in_(_about(None, [query.learner_refid])))

@@ -1,6 +1,6 @@
 """Indexes for the ops console: message search by school, object and agent over time, a
-message's journey (its disclosures and held copies), search by agreement, and the
-dashboard's held-copy counts.
+message's journey (its disclosures and held copies), search by agreement or by a former
+UPN, and the dashboard's held-copy counts.
 
 Revision ID: 0012_console_indexes
 Revises: 0012_learner_upns
@@ -28,6 +28,7 @@ INDEXES = (
     ("ix_disclosures_agreement_id", "disclosures", ["agreement_id"]),
     ("ix_held_copies_outbox_id", "held_copies", ["outbox_id"]),
     ("ix_held_copies_held_at", "held_copies", ["held_at"]),
+    ("ix_learner_upns_upn", "learner_upns", ["upn"]),
 )
 
 
