@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, TimeoutType
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from hub.core.ports import BrokerUnavailable
@@ -30,6 +30,20 @@ T = TypeVar("T")
 
 # Everything a broken or refusing broker raises while we wait on it.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_EXCEPTIONS)
+
+
+class _ClosedOnFailure(aio_pika.RobustConnection):
+    """A connection that closes itself when its first connect fails. Left open, aio-pika
+    closes it from its finaliser, which outside a running loop leaves an unawaited
+    coroutine behind (a warning per failed attempt while the broker is away)."""
+
+    async def connect(self, timeout: TimeoutType = None) -> None:  # noqa: ASYNC109 - aio-pika's signature
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise
 
 
 class AmqpConnection:
@@ -77,6 +91,7 @@ class AmqpConnection:
             timeout=self._timeout,
             reconnect_interval=self._reconnect_interval,
             client_properties={"connection_name": self._name},
+            connection_class=_ClosedOnFailure,
         )
 
     def _reconnected(self, *_: object) -> None:

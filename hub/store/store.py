@@ -86,18 +86,22 @@ class SqlStore:
         Outages while connecting or committing surface as StoreUnavailable; so do those
         inside SqlTx's statements. Exceptions of the caller's own pass through unchanged.
         """
-        async with self._serial or contextlib.nullcontext():
-            connection = await self._begin()
-            try:
+        try:
+            async with self._serial or contextlib.nullcontext():
+                connection = await self._begin()
                 try:
-                    yield SqlTx.on(connection)
-                except BaseException:
-                    await _rollback_quietly(connection)
-                    raise
-                with unavailable_as_store_error():
-                    await connection.commit()
-            finally:
-                await _close_quietly(connection)
+                    try:
+                        yield SqlTx.on(connection)
+                    except BaseException:
+                        await _rollback_quietly(connection)
+                        raise
+                    with unavailable_as_store_error():
+                        await connection.commit()
+                finally:
+                    await _close_quietly(connection)
+        except StoreUnavailable:
+            self._probed = None  # readiness must not answer "ok" from before the outage
+            raise
 
     async def _begin(self) -> AsyncConnection:
         with unavailable_as_store_error():
