@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.admin_auth import OperatorDep
 from hub.api.deps import HubDep
+from hub.composition import work_waiting
 from hub.core.records import audited
 
 router = APIRouter(prefix="/admin/outbox")
@@ -66,5 +67,5 @@ async def redrive(body: Redrive, hub: HubDep, actor: OperatorDep) -> Redriven:
         done = await tx.outbox.redrive(body.ids, now)
         detail = {"rows": len(done), "ids": done[:100]}
         await tx.audit.add(audited(actor, now, "outbox.redrive", "outbox", detail))
-    hub.dispatch.wake.set()
+    work_waiting(hub)  # this process's dispatcher, and the workers'
     return Redriven(redriven=len(done))
