@@ -195,6 +195,10 @@ async def test_two_http_processes_and_two_workers_deliver_each_ack_once(
         assert sorted(acked) == sorted(p.refid for p in learners)  # nothing was killed
         got = await _collect(hub.queue, set(acked), wait_seconds=90)
         disclosed = await _disclosed(hub.database_url)
+        http = _children(hub.serve.pid)
+        hub.serve.terminate()  # SIGTERM: every HTTP process stops cleanly, then the parent
+        assert await asyncio.to_thread(hub.serve.wait, 60) == 0
+        assert not [pid for pid in http if Path(f"/proc/{pid}").exists()]
     assert got.keys() == set(acked)
     assert all(len(ids) == 1 for ids in got.values())  # one copy id per object
     assert len(disclosed) == len(acked)  # one disclosure per copy...
@@ -224,3 +228,19 @@ async def test_kill_9_of_a_worker_and_an_http_process_loses_nothing_acked(
     assert set(acked) <= got.keys()  # nothing acked is lost
     assert http[0] not in respawned and len(respawned) == 2  # the dead process was replaced
     assert all(rows == 1 for _, rows in disclosed)  # a re-sent copy is disclosed once
+
+
+async def test_a_refused_configuration_stops_every_http_process(tmp_path: Path) -> None:
+    """Exit status 2, as for one process: restarting would be refused again and again."""
+    config_file = tmp_path / "county.yaml"
+    config_file.write_text("zones: [\n")
+    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "HUB_PORT": str(_free_port())}
+    command = ["serve", "--config", str(config_file), "--workers", "2", "--no-dispatch"]
+    serve = _hub(command, env, tmp_path / "serve.log")
+    try:
+        assert await asyncio.to_thread(serve.wait, 120) == 2
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert "county.yaml" in (tmp_path / "serve.log").read_text()
