@@ -6,7 +6,7 @@
 
 Every part is its own process: the hub (`hub serve [ARGS]`, a subprocess on a fresh SQLite
 file or a fresh PostgreSQL database, plus M `hub worker` processes beside it, e.g.
-`--serve-args "--workers 2 --no-dispatch" --worker-procs 2`; the hub's CPU is summed over
+`--serve-args="--workers 2 --no-dispatch" --worker-procs 2`; the hub's CPU is summed over
 all of them and their children), P load-generator processes (N closed-loop posting agents
 between them, or an open-loop offered rate), one consumer process (prefetch, acks batched
 with multiple=True). The raw baseline publishes the very copy bodies the hub delivered, with
@@ -471,14 +471,15 @@ async def _find_receivers(hub: Hub, client: httpx.AsyncClient, zone: str) -> lis
     async with connection:
         channel = await connection.channel()
         counts: dict[str, int] = {}
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        deadline, stable = time.monotonic() + 30, 0
+        # Stable for a second: on a loaded machine the queues' counts (quorum queues, one
+        # Raft log each) do not all show a pipelined batch's copies at the same poll.
+        while time.monotonic() < deadline and stable < 5:
             now = {}
             for name in names:
                 declared = await channel.declare_queue(name, passive=True)
                 now[name] = declared.declaration_result.message_count or 0
-            if any(now.values()) and now == counts:
-                break
+            stable = stable + 1 if any(now.values()) and now == counts else 0
             counts = now
             await asyncio.sleep(0.2)
         for name, count in counts.items():
@@ -486,7 +487,7 @@ async def _find_receivers(hub: Hub, client: httpx.AsyncClient, zone: str) -> lis
                 await (await channel.get_queue(name)).purge()
     receivers = [name for name, count in counts.items() if count]
     if not receivers:
-        raise RuntimeError("the warm-up event reached no subscriber queue within 15 s")
+        raise RuntimeError("the warm-up event reached no subscriber queue within 30 s")
     return receivers
 
 
