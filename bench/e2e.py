@@ -400,9 +400,14 @@ class Hub:
     agents: dict[str, str] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU seconds of every hub process: `hub serve` (with the HTTP processes it
+        started) and each `hub worker`."""
+        parts = {"serve": cpu_seconds(self.process.pid)}
+        return parts | {f"worker{i}": cpu_seconds(w.pid) for i, w in enumerate(self.workers)}
+
     def cpu_seconds(self) -> float:
-        """Every hub process: `hub serve` (and the HTTP processes it started) and workers."""
-        return sum(cpu_seconds(p.pid) for p in [self.process, *self.workers])
+        return sum(self.cpu_parts().values())
 
 
 async def start_hub(args: argparse.Namespace, tmp: Path, db_url: str, amqp_url: str) -> Hub:
@@ -564,6 +569,7 @@ class Phase:
     seconds: float = 0.0  # first POST (publish) to last copy
     drain: float = 0.0  # last ack (publish) to last copy
     cpu_ms_per_event: float = float("nan")
+    cpu_ms_by_process: dict[str, float] = field(default_factory=dict)
     duplicates: int = 0
     lost: list[str] = field(default_factory=list)
     backends: Backends | None = None
@@ -671,7 +677,7 @@ async def run_hub_phase(
     loop = asyncio.get_running_loop()
     for up in ready:  # the loaders have imported and built their events
         await loop.run_in_executor(None, up.wait, 120)
-    cpu0 = hub.cpu_seconds()
+    cpu0 = hub.cpu_parts()
     start_at.value = time.monotonic() + 0.5
     for loader in loaders:
         await _join(loader, args.duration + 180)
@@ -685,7 +691,7 @@ async def run_hub_phase(
     phase.expected_copies = phase.acked * len(hub.receivers)
     control.put((phase.expected_copies, time.monotonic() + args.drain))
     await _join(consumer, args.drain + 30)
-    cpu1 = hub.cpu_seconds()
+    cpu1 = hub.cpu_parts()
     if sampler:
         stop_sampling.set()
         await sampler
@@ -696,7 +702,10 @@ async def run_hub_phase(
     consumed = consumed or {"arrivals": [], "duplicates": 0, "bodies": {}, "lost": ["no result"]}
     _summarise(phase, starts, acks, consumed, len(hub.receivers))
     if phase.complete_events:
-        phase.cpu_ms_per_event = (cpu1 - cpu0) / phase.complete_events * 1000
+        phase.cpu_ms_by_process = {
+            name: (cpu1[name] - cpu0[name]) / phase.complete_events * 1000 for name in cpu0
+        }
+        phase.cpu_ms_per_event = sum(phase.cpu_ms_by_process.values())
     return phase, consumed["bodies"]
 
 
@@ -817,6 +826,9 @@ def report(args: argparse.Namespace, versions: dict[str, str], phases: list[Phas
         if p.duplicates:
             line += f", {p.duplicates} duplicate deliveries"
         print(line)
+        if len(p.cpu_ms_by_process) > 1:
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in p.cpu_ms_by_process.items())
+            print(f"    hub CPU ms/event by process: {parts}")
         if p.errors:
             kinds = Counter(e.split(":")[0][:80] for e in p.errors).most_common(3)
             print(
