@@ -24,12 +24,15 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+from hub.composition import Role, build_hub, start, stop
 from hub.core import naming
 from hub.demo import SECRETS
+from hub.settings import Settings
 from hub.simulate import sample_data as data
 from hub.simulate.la_consumer import delete_queues, drain
 from hub.simulate.school_agent import SchoolAgent
 from hub.store.store import open_store
+from tests.db_fixtures import sqlite_url
 from tests.e2e.conftest import AMQP_URL, COUNTY, _queues, county_config
 from tests.e2e.hub_process import _free_port, wait_ready
 
@@ -244,3 +247,30 @@ async def test_a_refused_configuration_stops_every_http_process(tmp_path: Path) 
             serve.kill()
             serve.wait()
     assert "county.yaml" in (tmp_path / "serve.log").read_text()
+
+
+WORK = {"dispatch", "release", "purge", "wakeups"}
+
+
+@pytest.mark.parametrize(
+    ("role", "runs", "not_run"),
+    [
+        (Role.ALL, WORK | {"broker", "policy", "backlog"}, set()),
+        (Role.HTTP, {"broker", "policy", "backlog"}, WORK),
+        (Role.WORKER, WORK | {"broker", "policy"}, {"backlog"}),
+    ],
+)
+async def test_each_role_runs_its_own_stages(
+    role: Role, runs: set[str], not_run: set[str], tmp_path: Path
+) -> None:
+    config = county_config()
+    settings = Settings(data_dir=tmp_path, database_url=sqlite_url(tmp_path), amqp_url=AMQP_URL)
+    hub = await build_hub(settings, config, role=role)
+    try:
+        await start(hub)
+        tasks = set(hub.supervisor.statuses())
+    finally:
+        await stop(hub)
+        await delete_queues(AMQP_URL, _queues(config, settings))
+    assert runs <= tasks
+    assert not tasks & not_run
