@@ -117,6 +117,17 @@ def _children(pid: int) -> list[int]:
     return sorted(found)
 
 
+async def _children_when(pid: int, ready: Callable[[list[int]], bool]) -> list[int]:
+    """The HTTP processes once a replacement was started (within a second or so of a death),
+    or as they are after a minute."""
+    for _ in range(600):
+        children = _children(pid)
+        if len(children) == 2 and ready(children):
+            return children
+        await asyncio.sleep(0.1)
+    return _children(pid)
+
+
 def _learners(n: int) -> list[data.Learner]:
     return [p for p in data.make_learners(n * 3) if p.school.laestab == SCHOOL][:n]
 
@@ -226,7 +237,7 @@ async def test_kill_9_of_a_worker_and_an_http_process_loses_nothing_acked(
         assert hub.workers[0].wait(timeout=10) == -signal.SIGKILL
         assert len(acked) >= 60  # the stream went on through both kills
         got = await _collect(hub.queue, set(acked), wait_seconds=120)
-        respawned = _children(hub.serve.pid)
+        respawned = await _children_when(hub.serve.pid, lambda pids: http[0] not in pids)
         disclosed = await _disclosed(hub.database_url)
     assert set(acked) <= got.keys()  # nothing acked is lost
     assert http[0] not in respawned and len(respawned) == 2  # the dead process was replaced
