@@ -2,9 +2,12 @@
 
     .venv/bin/python bench/e2e.py [--db sqlite|postgres] [--duration S] [--posters N]
                                   [--rate R] [--load-procs P] [--hub-cmd CMD] [--idle S]
+                                  [--serve-args ARGS] [--worker-procs M]
 
-Every part is its own process: the hub (`hub serve`, a subprocess on a fresh SQLite file or
-a fresh PostgreSQL database), P load-generator processes (N closed-loop posting agents
+Every part is its own process: the hub (`hub serve [ARGS]`, a subprocess on a fresh SQLite
+file or a fresh PostgreSQL database, plus M `hub worker` processes beside it, e.g.
+`--serve-args="--workers 2 --no-dispatch" --worker-procs 2`; the hub's CPU is summed over
+all of them and their children), P load-generator processes (N closed-loop posting agents
 between them, or an open-loop offered rate), one consumer process (prefetch, acks batched
 with multiple=True). The raw baseline publishes the very copy bodies the hub delivered, with
 the same 3-way fan-out into quorum queues (the hub's own topology code), pipelined confirms,
@@ -395,6 +398,16 @@ class Hub:
     log: Path
     receivers: list[str] = field(default_factory=list)
     agents: dict[str, str] = field(default_factory=dict)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU seconds of every hub process: `hub serve` (with the HTTP processes it
+        started) and each `hub worker`."""
+        parts = {"serve": cpu_seconds(self.process.pid)}
+        return parts | {f"worker{i}": cpu_seconds(w.pid) for i, w in enumerate(self.workers)}
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_parts().values())
 
 
 async def start_hub(args: argparse.Namespace, tmp: Path, db_url: str, amqp_url: str) -> Hub:
@@ -414,7 +427,7 @@ async def start_hub(args: argparse.Namespace, tmp: Path, db_url: str, amqp_url: 
     }
     log = tmp / "hub.log"
     command = [*shlex.split(args.hub_cmd), "serve", "--config", str(config_path)]
-    process = _spawn([*command, "--port", str(port)], env, log)
+    process = _spawn([*command, "--port", str(port), *shlex.split(args.serve_args)], env, log)
     hub = Hub(process, f"http://127.0.0.1:{port}", amqp_url, config, log)
     try:
         deadline = time.monotonic() + 60
@@ -430,6 +443,10 @@ async def start_hub(args: argparse.Namespace, tmp: Path, db_url: str, amqp_url: 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"hub not ready in 60 s: {log.read_text()[-2000:]}")
                 await asyncio.sleep(0.2)
+            worker = [*shlex.split(args.hub_cmd), "worker", "--config", str(config_path)]
+            hub.workers = [
+                _spawn(worker, env, tmp / f"worker{i}.log") for i in range(args.worker_procs)
+            ]
             zone = config["zones"][0]
             for agent in config["agents"]:
                 register = SchoolAgent(client, zone, agent["id"], SECRETS[agent["id"]])
@@ -459,14 +476,15 @@ async def _find_receivers(hub: Hub, client: httpx.AsyncClient, zone: str) -> lis
     async with connection:
         channel = await connection.channel()
         counts: dict[str, int] = {}
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        deadline, stable = time.monotonic() + 30, 0
+        # Stable for a second: on a loaded machine the queues' counts (quorum queues, one
+        # Raft log each) do not all show a pipelined batch's copies at the same poll.
+        while time.monotonic() < deadline and stable < 5:
             now = {}
             for name in names:
                 declared = await channel.declare_queue(name, passive=True)
                 now[name] = declared.declaration_result.message_count or 0
-            if any(now.values()) and now == counts:
-                break
+            stable = stable + 1 if any(now.values()) and now == counts else 0
             counts = now
             await asyncio.sleep(0.2)
         for name, count in counts.items():
@@ -474,7 +492,7 @@ async def _find_receivers(hub: Hub, client: httpx.AsyncClient, zone: str) -> lis
                 await (await channel.get_queue(name)).purge()
     receivers = [name for name, count in counts.items() if count]
     if not receivers:
-        raise RuntimeError("the warm-up event reached no subscriber queue within 15 s")
+        raise RuntimeError("the warm-up event reached no subscriber queue within 30 s")
     return receivers
 
 
@@ -485,14 +503,17 @@ def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 
 
 def stop_hub(hub: Hub) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        hub.process.send_signal(signal.SIGINT)
-    try:
-        hub.process.wait(20)
-    except subprocess.TimeoutExpired:
+    processes = [hub.process, *hub.workers]
+    for process in processes:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(hub.process.pid, signal.SIGKILL)
-        hub.process.wait(5)
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
 
 
 # -- PostgreSQL backends ------------------------------------------------------------------
@@ -548,6 +569,7 @@ class Phase:
     seconds: float = 0.0  # first POST (publish) to last copy
     drain: float = 0.0  # last ack (publish) to last copy
     cpu_ms_per_event: float = float("nan")
+    cpu_ms_by_process: dict[str, float] = field(default_factory=dict)
     duplicates: int = 0
     lost: list[str] = field(default_factory=list)
     backends: Backends | None = None
@@ -655,7 +677,7 @@ async def run_hub_phase(
     loop = asyncio.get_running_loop()
     for up in ready:  # the loaders have imported and built their events
         await loop.run_in_executor(None, up.wait, 120)
-    cpu0 = cpu_seconds(hub.process.pid)
+    cpu0 = hub.cpu_parts()
     start_at.value = time.monotonic() + 0.5
     for loader in loaders:
         await _join(loader, args.duration + 180)
@@ -669,7 +691,7 @@ async def run_hub_phase(
     phase.expected_copies = phase.acked * len(hub.receivers)
     control.put((phase.expected_copies, time.monotonic() + args.drain))
     await _join(consumer, args.drain + 30)
-    cpu1 = cpu_seconds(hub.process.pid)
+    cpu1 = hub.cpu_parts()
     if sampler:
         stop_sampling.set()
         await sampler
@@ -680,7 +702,10 @@ async def run_hub_phase(
     consumed = consumed or {"arrivals": [], "duplicates": 0, "bodies": {}, "lost": ["no result"]}
     _summarise(phase, starts, acks, consumed, len(hub.receivers))
     if phase.complete_events:
-        phase.cpu_ms_per_event = (cpu1 - cpu0) / phase.complete_events * 1000
+        phase.cpu_ms_by_process = {
+            name: (cpu1[name] - cpu0[name]) / phase.complete_events * 1000 for name in cpu0
+        }
+        phase.cpu_ms_per_event = sum(phase.cpu_ms_by_process.values())
     return phase, consumed["bodies"]
 
 
@@ -769,6 +794,9 @@ def report(args: argparse.Namespace, versions: dict[str, str], phases: list[Phas
         f"ack_every={args.ack_every} raw_window={args.raw_window} hub_env={args.hub_env}"
     )
     print(f"  hub command     {args.hub_cmd} ({hub_describe(args.hub_cmd)})")
+    print(
+        f"  hub processes   serve {args.serve_args or '(one process)'}; workers {args.worker_procs}"
+    )
     print(f"  configuration   county.yaml, rewritten: {'; '.join(args.rewritten) or 'nothing'}")
     print(f"  fan-out         {OBJECT} Add -> {', '.join(args.receivers)}")
     raw = next((p for p in phases if p.name.startswith("raw")), None)
@@ -798,6 +826,9 @@ def report(args: argparse.Namespace, versions: dict[str, str], phases: list[Phas
         if p.duplicates:
             line += f", {p.duplicates} duplicate deliveries"
         print(line)
+        if len(p.cpu_ms_by_process) > 1:
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in p.cpu_ms_by_process.items())
+            print(f"    hub CPU ms/event by process: {parts}")
         if p.errors:
             kinds = Counter(e.split(":")[0][:80] for e in p.errors).most_common(3)
             print(
@@ -855,6 +886,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hub-env", action="append", default=[], metavar="K=V", help="extra hub environment"
     )
+    parser.add_argument(
+        "--serve-args", default="", help='extra `hub serve` arguments ("--workers 2 --no-dispatch")'
+    )
+    parser.add_argument(
+        "--worker-procs", type=int, default=0, help="`hub worker` processes beside `hub serve`"
+    )
     parser.add_argument("--idle", type=float, default=0.0, help="only measure idle CPU for S s")
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
@@ -882,9 +919,9 @@ async def main_async(args: argparse.Namespace) -> int:
             try:
                 if args.idle:
                     await asyncio.sleep(5)  # start-up work settles
-                    cpu0, t0 = cpu_seconds(hub.process.pid), time.monotonic()
+                    cpu0, t0 = hub.cpu_seconds(), time.monotonic()
                     await asyncio.sleep(args.idle)
-                    share = (cpu_seconds(hub.process.pid) - cpu0) / (time.monotonic() - t0)
+                    share = (hub.cpu_seconds() - cpu0) / (time.monotonic() - t0)
                     print(f"\nidle hub: {share:.1%} of one core over {args.idle:.0f} s")
                     print(f"  hub command {args.hub_cmd} ({hub_describe(args.hub_cmd)})")
                     return 0

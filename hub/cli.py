@@ -1,5 +1,5 @@
-"""The `hub` command: serve, check-config, hash-secret, demo, disclosures, purge, admin,
-upload."""
+"""The `hub` command: serve, worker, check-config, hash-secret, demo, disclosures, purge,
+admin, upload."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from hub import logs
-from hub.configfile import ConfigError, check_config, load_config
+from hub.configfile import check_config, load_config
 from hub.core.admins import Role
 from hub.core.records import Actor
-from hub.settings import Settings, UnsafeToServe
+from hub.settings import Settings, UnsafeToServe, check_serving
 
 if TYPE_CHECKING:
     from hub.core.ports import Tx
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {
         "serve": _serve,
+        "worker": _worker,
         "check-config": _check,
         "hash-secret": _hash,
         "demo": _demo,
@@ -48,6 +49,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, required=True, help="YAML configuration file")
     serve.add_argument("--host", help="listen address (default HUB_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default HUB_PORT or 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="HTTP processes sharing the port (default 1: this process)",
+    )
+    serve.add_argument(
+        "--no-dispatch",
+        action="store_true",
+        help="ingest and admin only: `hub worker` processes dispatch, release, deliver, purge",
+    )
+    worker = sub.add_parser(
+        "worker",
+        help="dispatch, release held copies, deliver webhooks, purge; no HTTP "
+        "(beside `hub serve --no-dispatch`; several may share one database)",
+    )
+    worker.add_argument("--config", type=Path, required=True, help="YAML configuration file")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     sub.add_parser("hash-secret", help="hash an agent secret for the configuration file")
@@ -112,43 +131,45 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from hub.server import serve
+    import functools
+
+    from hub.composition import Role
+    from hub.server import run, serve, serve_processes
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    settings = _settings(**overrides)
+    if settings is None:
+        return 2
+    if args.workers < 1:
+        print("hub: --workers must be at least 1", file=sys.stderr)
+        return 2
+    role = Role.HTTP if args.no_dispatch else Role.ALL
+    if args.workers == 1:
+        return run(settings, args.config, functools.partial(serve, role=role))
+    logs.configure(settings.log_level)
     try:
-        settings = Settings(**overrides)
+        check_serving(settings)  # refused once here, not by every process
+    except UnsafeToServe as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
+    return serve_processes(settings, args.config, processes=args.workers, role=role)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from hub.server import run, work
+
+    settings = _settings()
+    return 2 if settings is None else run(settings, args.config, work)
+
+
+def _settings(**overrides: object) -> Settings | None:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"])
             print(f"hub: setting {where}: {error['msg']}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_level)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    from hub.pipeline.agreements import AgreementInvalid
-    from hub.pipeline.export import ExportSpecInvalid
-
-    try:
-        with _runner(settings) as runner:
-            runner.run(serve(settings, config))
-    except (AgreementInvalid, ExportSpecInvalid) as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
-        return 2
-    except UnsafeToServe as exc:
-        print(f"hub: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _runner(settings: Settings) -> asyncio.Runner:
-    if settings.event_loop == "uvloop":
-        import uvloop
-
-        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    return asyncio.Runner()
+        return None
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from adapters.alert_email import EmailNotifier
@@ -36,7 +37,7 @@ from hub.pipeline.alerts import AlertContext, run_alert_delivery, run_alerts
 from hub.pipeline.backlog import BacklogGauge, BacklogLimits, run_backlog_monitor
 from hub.pipeline.dead_letters import MoveDeadLetters
 from hub.pipeline.deliver import PushContext, run_webhook
-from hub.pipeline.dispatch import DispatchContext, run_dispatcher
+from hub.pipeline.dispatch import DispatchContext, run_dispatcher, sleep_or_wake
 from hub.pipeline.export import ExportContext, check_columns, run_cutter, run_stager
 from hub.pipeline.feed import FeedContext, run_feed
 from hub.pipeline.ingest import IngestContext
@@ -48,6 +49,7 @@ from hub.settings import Settings
 from hub.sif.schemas import Schemas, load_schemas
 from hub.store.engine import PoolSettings
 from hub.store.store import SqlStore, open_store
+from hub.store.wakeups import OUTBOX, POLICY, NoWakeups, Wakeups, open_wakeups
 
 log = logging.getLogger("hub")
 POLICY_REFRESH_SECONDS = 5.0
@@ -56,6 +58,24 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    """What one hub process runs (docs/processes.md). ALL: everything, the embedded default.
+    HTTP: ingest, pulls and the admin API; it wakes the workers after each commit. WORKER:
+    dispatch, release of held copies, webhook delivery and purge, with no HTTP at all."""
+
+    ALL = "all"
+    HTTP = "http"
+    WORKER = "worker"
+
+    @property
+    def serves(self) -> bool:
+        return self is not Role.WORKER
+
+    @property
+    def works(self) -> bool:
+        return self is not Role.HTTP
 
 
 class PolicyHolder:
@@ -99,10 +119,13 @@ class Hub:
     feeds: FeedContext
     alerts: AlertContext
     release_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    policy_wake: asyncio.Event = field(default_factory=asyncio.Event)  # set by a NOTIFY
     broker_users: BrokerUsers | None = None  # None: HUB_AMQP_PROVISION_USERS=false
     broker_users_status: str = "disabled"  # readiness: disabled, pending, retrying, conflict, ok
     # CSV uploads' columns -> SIF objects (HUB_CSV_MAPPING_FILE; adapters/csv_upload.py).
     csv_mapping: CsvMapping = field(default_factory=load_mapping)
+    role: Role = Role.ALL
+    wakeups: Wakeups = field(default_factory=NoWakeups)
 
 
 def dead_letter_mover(hub: Hub) -> MoveDeadLetters:
@@ -121,12 +144,15 @@ def dead_letter_mover(hub: Hub) -> MoveDeadLetters:
     return move
 
 
-async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_now) -> Hub:
+async def build_hub(
+    settings: Settings, config: HubConfig, clock: Clock = utc_now, *, role: Role = Role.ALL
+) -> Hub:
     """Open the database (migrating it) and the broker; a broker that is down is retried in
     the background while agents keep being acked from the outbox."""
     schemas = load_schemas()
     check_columns([(s.id, t) for s, t in config.file_subscribers()], schemas.element_paths)
     store = await open_store(settings.resolved_database_url(), pool=pool_settings(settings))
+    wakeups = open_wakeups(settings.resolved_database_url())
     publisher = AmqpPublisher(
         settings.amqp_url, timeout=settings.publish_timeout_seconds, prefix=config.queue_prefix
     )
@@ -148,6 +174,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         config.queue_prefix,
         batch=settings.dispatch_batch,
         copy_batches=config.copy_batches(),
+        lease_seconds=settings.dispatch_lease_seconds,
         idle_seconds=settings.dispatch_idle_seconds,
         idle_max_seconds=settings.dispatch_idle_max_seconds,
         clock=clock,
@@ -165,7 +192,7 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         puller,
         clock,
         behind=backlog.over,
-        routed=dispatch.wake.set,
+        routed=functools.partial(_routed, dispatch.wake, wakeups),
         metrics=metrics,
         max_packets=settings.max_packets,
         offload=offload,
@@ -224,6 +251,8 @@ async def build_hub(settings: Settings, config: HubConfig, clock: Clock = utc_no
         disk_path=store.directory or settings.data_dir,
         metrics=metrics,
         csv_mapping=load_mapping(settings.csv_mapping_file or DEFAULT_MAPPING),
+        role=role,
+        wakeups=wakeups,
     )
     if settings.amqp_provision_users:
         target = management_target(settings.amqp_url, settings.amqp_management_url)
@@ -267,16 +296,37 @@ def subscriber_queues(config: HubConfig) -> list[SubscriberQueues]:
     ]
 
 
+def _routed(wake: asyncio.Event, wakeups: Wakeups) -> None:
+    """Ingest committed rows to route: wake this process's dispatcher and every worker's."""
+    wake.set()
+    wakeups.notify(OUTBOX)
+
+
+def work_waiting(hub: Hub) -> None:
+    """Outbox rows became due outside ingest (ops re-drove them)."""
+    _routed(hub.dispatch.wake, hub.wakeups)
+
+
 async def start(hub: Hub) -> None:
-    """Connect to the broker (or keep trying) and start every background stage, each
-    under the supervisor (restarted with backoff if it crashes)."""
+    """Connect to the broker (or keep trying) and start the background stages of the hub's
+    role, each under the supervisor (restarted with backoff if it crashes)."""
     run = hub.supervisor.start
     run("broker", lambda: _keep_broker(hub))
+    run("policy", lambda: _refresh_policy(hub))
+    if hub.role.serves:
+        # Wall time, as outbox rows are stamped (a test's shifted hub clock must not age them).
+        run("backlog", lambda: run_backlog_monitor(hub.store, hub.backlog, utc_now, hub.stop))
+    if hub.role.works:
+        start_work(hub)
+
+
+def start_work(hub: Hub) -> None:
+    """What a worker runs: dispatch, release, purge, webhook delivery, and the wake-ups
+    other processes send it."""
+    run = hub.supervisor.start
     run("dispatch", lambda: run_dispatcher(hub.dispatch, hub.stop))
     run("release", lambda: run_releaser(hub.dispatch, hub.stop, hub.release_wake))
-    run("policy", lambda: _refresh_policy(hub))
-    # Wall time, as the outbox rows are stamped (a test's shifted hub clock must not age them).
-    run("backlog", lambda: run_backlog_monitor(hub.store, hub.backlog, utc_now, hub.stop))
+    run("wakeups", lambda: hub.wakeups.listen(functools.partial(_woken, hub), hub.stop))
     run(
         "purge",
         lambda: run_purger(
@@ -326,21 +376,33 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
 
 async def policy_changed(hub: Hub) -> None:
     """After an admin change: reload the snapshot and re-check held copies at once, those
-    awaiting a learner's identity included (a lifted suppression may let them go)."""
+    awaiting a learner's identity included (a lifted suppression may let them go); workers
+    in other processes are told to do the same."""
     await hub.policies.refresh()
     async with hub.store.transaction() as tx:
         await tx.held.wake_identity(hub.clock())
     hub.release_wake.set()
+    hub.wakeups.notify(POLICY)
+
+
+def _woken(hub: Hub, payload: str) -> None:
+    """A NOTIFY from another hub process (hub.store.wakeups)."""
+    (hub.policy_wake if payload == POLICY else hub.dispatch.wake).set()
 
 
 async def _refresh_policy(hub: Hub) -> None:
+    """Every few seconds, and at once when another process says agreements changed (then
+    held copies are looked at again too)."""
     while not hub.stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(hub.stop.wait(), POLICY_REFRESH_SECONDS)
+        await sleep_or_wake(hub.policy_wake, hub.stop, POLICY_REFRESH_SECONDS)
+        told = hub.policy_wake.is_set()
+        hub.policy_wake.clear()
         try:
             await hub.policies.refresh()
         except StoreUnavailable:
             log.warning("policy.refresh_failed")
+        if told:
+            hub.release_wake.set()
 
 
 async def _keep_broker(hub: Hub) -> None:
@@ -360,6 +422,8 @@ async def _keep_broker(hub: Hub) -> None:
             log.warning("broker.unavailable attempt=%d", attempt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hub.stop.wait(), compute_backoff(attempt))
+    if not hub.role.serves:
+        return  # broker users are the HTTP processes' job (their readiness reports it)
     # A subscriber the hub delivers to (webhook) gets no broker user: its queue is ours.
     readers = [s.id for s in hub.config.subscribers if s.delivery.type == "amqp"]
     await _provision_broker_users(hub, readers)
@@ -398,4 +462,5 @@ async def stop(hub: Hub) -> None:
     await hub.pusher.close()
     await hub.puller.close()
     await hub.publisher.close()
+    await hub.wakeups.close()
     await hub.store.close()

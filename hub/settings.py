@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # the second while there is nothing to route.
     dispatch_idle_seconds: float = Field(default=0.05, gt=0)
     dispatch_idle_max_seconds: float = Field(default=1.0, gt=0)
+    # A claimed outbox row is another dispatcher's to take if its claimer has not settled it
+    # within this long (a worker killed mid-batch): longer than a batch takes to publish.
+    dispatch_lease_seconds: float = Field(default=60.0, gt=0)
     publish_timeout_seconds: float = 10.0
     # Idle and slow clients: a connection must complete its request headers (at most
     # http_max_header_bytes) within http_header_timeout_seconds of opening or of its first

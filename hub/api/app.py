@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 from fastapi import FastAPI
 
 from hub import __version__
@@ -30,9 +33,14 @@ from hub.api.throttle import FailureThrottle, Limit
 from hub.composition import Hub
 from hub.console import install as install_console
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
-def create_app(hub: Hub) -> FastAPI:
+
+def create_app(hub: Hub, lifespan: Lifespan | None = None) -> FastAPI:
+    """The app factory: `lifespan` (hub.server) starts the hub's background stages when
+    uvicorn starts serving and stops them, and closes the hub, after the last request."""
     app = FastAPI(
+        lifespan=lifespan,
         title="SIF Hub",
         version=__version__,
         description="Routes SIF UK data from schools to LA services per agreement.",

@@ -54,11 +54,17 @@ class AgentAuthenticator:
     argon2 and no throttle: a real caller is served whatever a flood does. Anything else is
     first charged to the failure throttle (the client's network and the identity), then
     verified by argon2 (64 MiB each) in a worker thread, at most `max_concurrent` at once.
+    Concurrent requests with the same secret share one verification (and one charge): a
+    freshly started hub process (`hub serve --workers N`, a restart) taking an agent's
+    burst of requests must not throttle a real agent for its own concurrency.
     """
 
     def __init__(self, config: HubConfig, throttle: FailureThrottle, max_concurrent: int) -> None:
         self._config, self._throttle = config, throttle
         self._argon2 = asyncio.Semaphore(max_concurrent)
+        # (hash, keyed digest of the secret) -> the verification in flight: True, False,
+        # or None when its caller went away before an answer.
+        self._flights: dict[tuple[str, bytes], asyncio.Future[bool | None]] = {}
 
     async def authenticate(self, user: str, secret: str, client: str) -> Agent | None:
         """The agent, or None for a wrong id or secret; raises Throttled before argon2."""
@@ -72,15 +78,33 @@ class AgentAuthenticator:
     async def check(self, secret_hash: str, secret: str, keys: list[str]) -> bool:
         """Whether `secret` matches `secret_hash`; a failure counts against `keys`, and
         raises Throttled (before any argon2 run) once they have failed too often."""
-        if _known(secret_hash, secret):
-            return True
+        while not _known(secret_hash, secret):
+            flight = (secret_hash, _digest(secret))
+            pending = self._flights.get(flight)
+            if pending is None:
+                return await self._verify(flight, secret, keys)
+            answer = await asyncio.shield(pending)
+            if answer is False:
+                self.charge(keys)
+                return False
+            # True: known now; None: its verifier went away, so verify again
+        return True
+
+    async def _verify(self, flight: tuple[str, bytes], secret: str, keys: list[str]) -> bool:
         self.charge(keys)
-        async with self._argon2:
-            ok = await asyncio.to_thread(_verify, secret_hash, secret)
-        if ok:
-            self._throttle.refund(keys)
-            _remember(secret_hash, secret)
-        return ok
+        answer: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._flights[flight] = answer
+        ok: bool | None = None
+        try:
+            async with self._argon2:
+                ok = await asyncio.to_thread(_verify, flight[0], secret)
+            if ok:
+                self._throttle.refund(keys)
+                _remember(flight[0], secret)
+            return ok
+        finally:
+            del self._flights[flight]
+            answer.set_result(ok)
 
     def charge(self, keys: list[str]) -> None:
         wait = self._throttle.charge(keys)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.admin_auth import OperatorDep
 from hub.api.deps import HubDep
+from hub.composition import work_waiting
 from hub.pipeline import redrive as service
 
 router = APIRouter(prefix="/admin/outbox")
@@ -62,5 +63,5 @@ async def parked(
 async def redrive(body: Redrive, hub: HubDep, actor: OperatorDep) -> Redriven:
     """Put parked rows back in the queue (due now, attempts reset); audited."""
     done = await service.redrive(hub.store, body.ids, actor=actor, now=hub.clock())
-    hub.dispatch.wake.set()
+    work_waiting(hub)  # this process's dispatcher, and the workers'
     return Redriven(redriven=len(done))

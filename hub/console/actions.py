@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hub.api.deps import HubDep
-from hub.composition import dead_letter_mover, policy_changed
+from hub.composition import dead_letter_mover, policy_changed, work_waiting
 from hub.console.dashboard import subscriber_queues
 from hub.console.pages import Operator, Refused, actor, render
 from hub.console.session import ConsoleUser
@@ -47,7 +47,7 @@ async def replay(
         )
         return render(request, "replay.html", user, plans=plans, ids=chosen)
     new = await replay_service.replay(hub.store, chosen, actor=actor(user, note), now=hub.clock())
-    hub.dispatch.wake.set()
+    work_waiting(hub)  # this process's dispatcher, and the workers'
     return _done(request, user, f"Replayed {len(chosen)} message(s): {len(new)} object(s) queued")
 
 
@@ -103,7 +103,7 @@ async def redrive(
     done = await redrive_service.redrive(
         hub.store, chosen or None, actor=actor(user, note), now=hub.clock()
     )
-    hub.dispatch.wake.set()
+    work_waiting(hub)  # this process's dispatcher, and the workers'
     return _done(request, user, f"Re-drove {len(done)} parked row(s)")
 
 

@@ -59,6 +59,7 @@ async def test_ready_with_every_check_ok(running: RunningHub) -> None:
             "purge": "running",
             "alerts": "running",
             "alert-delivery": "running",
+            "wakeups": "running",  # NOTIFYs from other hub processes (docs/processes.md)
         },
     }
 
