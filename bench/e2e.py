@@ -77,16 +77,21 @@ GRACE_SECONDS = 10.0  # open loop: how long after its last send a loader waits f
 # -- the load: realistic attendance marks ------------------------------------------------
 
 
-def bench_config(prefix: str) -> tuple[dict[str, Any], list[str]]:
+def bench_config(prefix: str, copy_batch: int = 1) -> tuple[dict[str, Any], list[str]]:
     """The shipped county configuration with every agreement that covers LearnerAttendance
     made to release at once (release windows, cohorts and per-pupil restrictions hold or
-    narrow copies, which is not what this measures). Returns it and what was rewritten."""
+    narrow copies, which is not what this measures), its recipients taking batched copies
+    when `copy_batch` > 1. Returns it and what was rewritten."""
     config = yaml.safe_load(COUNTY.read_text(encoding="utf-8"))
     config["queue_prefix"] = prefix
     rewritten = []
     for agreement in config.get("agreements") or []:
         if not any(rule.get("object") == OBJECT for rule in agreement.get("rules") or []):
             continue
+        if copy_batch > 1:
+            for subscriber in config["subscribers"]:
+                if subscriber["id"] in agreement["recipients"] and not subscriber.get("pull_agent"):
+                    subscriber["delivery"] = {"type": "amqp", "batch": copy_batch}
         dropped = [key for key in ("schedule", "cohort") if agreement.pop(key, None)]
         for school in agreement.get("schools") or []:
             if isinstance(school, dict) and school.pop("pupils", None):
@@ -411,7 +416,8 @@ class Hub:
 
 
 async def start_hub(args: argparse.Namespace, tmp: Path, db_url: str, amqp_url: str) -> Hub:
-    config, rewritten = bench_config(f"sifhub-bench-{uuid.uuid4().hex[:8]}")
+    prefix = f"sifhub-bench-{uuid.uuid4().hex[:8]}"
+    config, rewritten = bench_config(prefix, getattr(args, "copy_batch", 1))
     args.rewritten = rewritten
     config_path = tmp / "county.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
