@@ -234,7 +234,7 @@ async def _join(process: Any, out: str) -> dict[str, Any]:
 async def run_mode(args: argparse.Namespace, batch: int) -> dict[str, Any]:
     """One fresh hub whose receivers take `batch` copies per message, then raw."""
     hub_args = argparse.Namespace(
-        hub_cmd=f"{sys.executable} -m hub",
+        hub_cmd=args.hub_cmd,
         hub_env=[],
         log_level="WARNING",
         serve_args="",
@@ -353,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posters", type=int, default=4, help="agents posting at once")
     parser.add_argument("--batch", type=int, default=100, help="copies per batch message")
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds to wait")
+    parser.add_argument(
+        "--hub-cmd",
+        default=f"{sys.executable} -m hub",
+        help="the hub command, e.g. 'py-spy record -o hub.txt -f raw -- python -m hub'",
+    )
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     return asyncio.run(main_async(parser.parse_args(argv)))
