@@ -258,13 +258,29 @@ async def test_argon2_runs_at_most_auth_max_concurrent_at_once(
         hub_running(database_url, tmp_path, auth_failure_burst=6, auth_max_concurrent=2) as running,
         _clients(running) as clients,
     ):
-        attacker = _as(clients["attacker"], running, AGENT, "guess")
+        # Distinct guesses: identical concurrent ones share one verification (below).
+        guesses = [_as(clients["attacker"], running, AGENT, f"guess{i}") for i in range(6)]
         flood = await asyncio.gather(
-            *(attacker.post(m.system_control(AGENT, "SIF_Ping")) for _ in range(6))
+            *(g.post(m.system_control(AGENT, "SIF_Ping")) for g in guesses)
         )
         assert [a.http_status for a in flood] == [401] * 6
         assert argon2.calls == 6
         assert argon2.most <= 2
+
+
+async def test_identical_concurrent_guesses_share_one_argon2_run(
+    database_url: str, tmp_path: Path, argon2: Argon2Spy
+) -> None:
+    async with (
+        hub_running(database_url, tmp_path, auth_failure_burst=6, auth_max_concurrent=2) as running,
+        _clients(running) as clients,
+    ):
+        attacker = _as(clients["attacker"], running, AGENT, "guess")
+        flood = await asyncio.gather(
+            *(attacker.post(m.system_control(AGENT, "SIF_Ping")) for _ in range(6))
+        )
+        assert [a.http_status for a in flood] == [401] * 6  # each refused, each charged
+        assert argon2.calls < 6
 
 
 async def test_admin_token_guesses_share_the_throttle_and_the_argon2_bound(
