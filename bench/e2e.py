@@ -394,6 +394,38 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of `pid` and all its descendants, MiB, from /proc."""
+    children: dict[int, list[int]] = defaultdict(list)
+    rss: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry.name))
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss[int(entry.name)] = int(line.split()[1]) / 1024
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+async def sample_rss(pids: list[int], into: list[float], stop: asyncio.Event) -> None:
+    """The hub processes' total RSS every 5 s until `stop` (the soak's memory figure)."""
+    while not stop.is_set():
+        into.append(sum(rss_mib(pid) for pid in pids))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5.0)
+
+
 @dataclass
 class Hub:
     process: subprocess.Popen[bytes]
@@ -576,6 +608,7 @@ class Phase:
     drain: float = 0.0  # last ack (publish) to last copy
     cpu_ms_per_event: float = float("nan")
     cpu_ms_by_process: dict[str, float] = field(default_factory=dict)
+    rss_mib: list[float] = field(default_factory=list)  # the hub's, every 5 s under load
     duplicates: int = 0
     lost: list[str] = field(default_factory=list)
     backends: Backends | None = None
@@ -685,8 +718,13 @@ async def run_hub_phase(
         await loop.run_in_executor(None, up.wait, 120)
     cpu0 = hub.cpu_parts()
     start_at.value = time.monotonic() + 0.5
+    stop_rss = asyncio.Event()
+    pids = [hub.process.pid, *(w.pid for w in hub.workers)]
+    rss_task = asyncio.create_task(sample_rss(pids, phase.rss_mib, stop_rss))
     for loader in loaders:
         await _join(loader, args.duration + 180)
+    stop_rss.set()
+    await rss_task
     records = [r for out in outs if out.exists() for r in pickle.loads(out.read_bytes())]
     phase.posted = len(records)
     phase.acked = sum(1 for r in records if not r[3])
@@ -832,6 +870,11 @@ def report(args: argparse.Namespace, versions: dict[str, str], phases: list[Phas
         if p.duplicates:
             line += f", {p.duplicates} duplicate deliveries"
         print(line)
+        if len(p.rss_mib) >= 4:
+            # after a tenth of the run (warm-up: pools, caches, imports) to the end
+            first, last = p.rss_mib[len(p.rss_mib) // 10], p.rss_mib[-1]
+            growth = (last - first) / first * 100 if first else float("nan")
+            print(f"    hub RSS: {first:.0f} -> {last:.0f} MiB ({growth:+.1f} %) under load")
         if len(p.cpu_ms_by_process) > 1:
             parts = ", ".join(f"{k} {v:.1f}" for k, v in p.cpu_ms_by_process.items())
             print(f"    hub CPU ms/event by process: {parts}")
