@@ -269,6 +269,13 @@ async def test_pushing_resumes_after_the_broker_drops_the_connection(
             await _issue_secret(running)
             await _send_staff(running)
             await _until(lambda: len(receiver.received()) == 1, "the first push")
+
+            async def first_recorded() -> bool:
+                return len(await _attempts(running)) >= 1
+
+            # Once its attempt row is committed, the copy is acknowledged: a redelivery after
+            # the drop finds it so and is not pushed again (before that, at-least-once may).
+            await _until(first_recorded, "the first push's attempt row")
             closed = await _close_deliverer_connection(management, prefix)
             await _send_staff(running, count=2)  # two new events, so two new copies
             await _until(lambda: len(receiver.received()) >= 3, "pushes after reconnecting")
