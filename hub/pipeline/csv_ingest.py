@@ -27,10 +27,12 @@ from typing import Protocol
 from lxml import etree
 
 from hub.core.config import Agent
+from hub.core.envelope import Action
 from hub.core.errors import Category, SifError
 from hub.core.ports import AlreadyExists, DuplicateMessage, StoreUnavailable
 from hub.core.records import AuditRecord, CsvRowError, CsvTransactionRecord
-from hub.pipeline.ingest import EdgeObject, Incoming, IngestContext, Shown, add_objects
+from hub.pipeline.ingest import Incoming, IngestContext, add_objects
+from hub.pipeline.resolve import Entry, Shown
 
 PROCESSING, COMPLETE, FAILED = "processing", "complete", "failed"
 CHUNK_ROWS = 500
@@ -66,7 +68,7 @@ class Upload:
 @dataclass(frozen=True, kw_only=True)
 class _Prepared:
     line: int
-    obj: EdgeObject | None
+    obj: Entry | None
     errors: tuple[CsvRowError, ...]
 
 
@@ -167,7 +169,7 @@ async def _store_once(
     incoming: Incoming,
     number: int,
     chunk: _Chunk,
-    objects: list[EdgeObject],
+    objects: list[Entry],
     listed: int,
 ) -> int:
     async with hub.store.transaction() as tx:
@@ -253,5 +255,5 @@ def _validated(hub: IngestContext, row: Row) -> _Prepared:
         return _Prepared(line=row.line, obj=None, errors=(bad,))
     shown = Shown(laestabs=(row.laestab,) if row.laestab else (), upn=row.upn)
     xml = etree.tostring(row.element, encoding="UTF-8")
-    obj = EdgeObject(element=row.element, object_xml=xml, shown=shown)
+    obj = Entry(element=row.element, action=Action.ADD, object_xml=xml, shown=shown)
     return _Prepared(line=row.line, obj=obj, errors=())

@@ -31,20 +31,17 @@ from hub.core.errors import (
     Generic,
     RequestResponse,
     SifError,
-    Xml,
     access_error,
     generic_error,
     registration_error,
     response_error,
     system_error,
-    xml_error,
 )
 from hub.core.errors import (
     Registration as RegCode,
 )
-from hub.core.identifiers import data_id
 from hub.core.naming import subscriber_queue
-from hub.core.objects import CATALOGUE, Subject
+from hub.core.objects import CATALOGUE
 from hub.core.ports import (
     NO_METRICS,
     BrokerUnavailable,
@@ -65,8 +62,9 @@ from hub.core.records import (
     RejectionRecord,
     Staged,
 )
-from hub.core.schools import SchoolIndex, choose_school
+from hub.core.schools import SchoolIndex
 from hub.pipeline.offload import Offload
+from hub.pipeline.resolve import Entry, Resolved, Sender, resolve
 from hub.sif import build
 from hub.sif.envelope import (
     Sniffed,
@@ -82,7 +80,6 @@ from hub.sif.envelope import (
     response_objects,
     sniff,
 )
-from hub.sif.facts import ObjectFacts, object_facts
 from hub.sif.parse import parse_trusted, parse_untrusted
 from hub.sif.schemas import Schemas
 
@@ -335,6 +332,7 @@ async def _event(ctx: _Ctx) -> bytes:
     object_xml = await ctx.hub.offload.run(
         len(ctx.incoming.body), lambda: etree.tostring(event.element, encoding="UTF-8")
     )
+    entry = Entry(element=event.element, action=event.action, object_xml=object_xml)
 
     routed = False
 
@@ -343,9 +341,10 @@ async def _event(ctx: _Ctx) -> bytes:
         await _registered(ctx, tx)
         if await tx.messages.exists(ctx.incoming.agent.id, header.msg_id):
             return None
-        item, learnt = await _outbox_item(
-            ctx, tx, message_id, 0, event.element, event.action, object_xml=object_xml
-        )
+        (answer,) = await resolve(tx, ctx.hub.schools, _sender(ctx, message_id), [entry])
+        if isinstance(answer, SifError):
+            raise answer
+        item = answer.item
         routed = item is not None
         school = item.school if item else None
         record = _message_record(
@@ -361,7 +360,7 @@ async def _event(ctx: _Ctx) -> bytes:
             message=record,
             outbox=(item,) if item else (),
             audit=(_audit_record(ctx, "message.accepted", detail),),
-            learnt=(learnt,) if learnt else (),
+            learnt=(answer.learnt,) if answer.learnt else (),
             at=ctx.hub.clock(),
         )
 
@@ -375,95 +374,21 @@ async def _event(ctx: _Ctx) -> bytes:
     return ctx.ok()
 
 
-async def _outbox_item(
-    ctx: _Ctx,
-    tx: Tx,
-    message_id: str,
-    seq: int,
-    element: etree._Element,
-    action: Action,
-    *,
-    object_xml: bytes | None = None,
-    shown: Shown | None = None,
-) -> tuple[OutboxRecord | None, Learnt | None]:
-    """Resolve the object's learner and check its school, tell what the object shows
-    about its learner (for the caller to learn), and make its outbox row (`object_xml`:
-    the element already serialized, off the loop; `shown`: what an edge format's record shows
-    beside the object). Reads only."""
-    name = etree.QName(element).localname
-    spec = CATALOGUE.get(name)
-    if spec is None:
-        raise xml_error(Xml.INVALID_VALUE, f"Unknown object {name}")
-    facts = object_facts(element, spec)
-    if shown is not None:
-        facts = dataclasses.replace(
-            facts,
-            school_laestabs=(*facts.school_laestabs, *shown.laestabs),
-            upn=facts.upn or shown.upn,
-        )
-    learner = spec.subject is Subject.LEARNER
-    object_refid = data_id(element.get("RefId"))
-    subject = data_id(facts.subject_refid)
-    if learner and subject is None and object_refid:  # a partial event left it out
-        subject = (await tx.learners.learners_of([object_refid])).get(object_refid)
-    named = ctx.hub.schools.named(facts.school_refids, facts.school_laestabs)
-    known_at = (
-        await tx.learners.schools(subject) if learner and subject and not named.known else None
-    )
-    kind_action = action if ctx.sniffed.kind is MessageKind.EVENT else None
-    routing = choose_school(ctx.incoming.agent, named, known_at or frozenset(), kind_action)
-    learnt = None
-    if learner and subject and action is not Action.DELETE:
-        learnt = _learnt(name, facts, subject, object_refid, named.known)
-    if not spec.routable:
-        return None, learnt
-    return OutboxRecord(
-        id=uuid.uuid4().hex,
-        message_id=message_id,
-        seq=seq,
+def _sender(ctx: _Ctx, message_id: str) -> Sender:
+    return Sender(
+        agent=ctx.incoming.agent,
         zone=ctx.incoming.zone,
-        source_agent=ctx.incoming.agent.id,
-        object_name=name,
-        action=action,
-        school=routing.school,
-        schools=routing.schools,
-        subject_refid=subject,
-        object_refid=object_refid,
-        object_xml=object_xml or etree.tostring(element, encoding="UTF-8"),
-    ), learnt
-
-
-def _learnt(
-    name: str,
-    facts: ObjectFacts,
-    subject: str,
-    object_refid: str | None,
-    shown: tuple[str, ...],
-) -> Learnt:
-    """Only what the object itself shows: the schools it names (never the agent's school by
-    default: no agent captures another school's learner), the UPN it carries, and which
-    learner it is about."""
-    names_learner = bool(object_refid and object_refid != subject and facts.subject_refid)
-    return Learnt(
-        learner=subject,
-        schools=shown,
-        upn=data_id(facts.upn),
-        object_refid=object_refid if names_learner else None,
-        object_name=name,
+        message_id=message_id,
+        event=ctx.sniffed.kind is MessageKind.EVENT,
     )
 
 
-async def _learn(ctx: _Ctx, tx: Tx, learnt: Learnt | None) -> None:
-    """Remember it now (the group commit writes its requests' in one go, hub.store.accept);
-    copies that awaited this identity become due."""
-    if learnt is None:
-        return
-    now = ctx.hub.clock()
-    if await tx.learners.remember(learnt.learner, learnt.schools, learnt.upn):
-        await tx.held.wake_identity(now, learner=learnt.learner)
-    refid = learnt.object_refid
-    if refid and await tx.learners.remember_object(refid, learnt.object_name or "", learnt.learner):
-        await tx.held.wake_identity(now, object_refid=refid)
+async def _remember(ctx: _Ctx, tx: Tx, learnt: Sequence[Learnt]) -> None:
+    """Remember what accepted objects taught, in a few statements (as the group commit
+    does); copies that awaited these identities become due."""
+    learners, objects = await tx.learners.remember_many(learnt)
+    if learners or objects:
+        await tx.held.wake_identities(ctx.hub.clock(), learners=learners, object_refids=objects)
 
 
 def _message_record(
@@ -507,21 +432,29 @@ async def _response(ctx: _Ctx) -> bytes:
                 f"Packet {packet.packet_number} of request "
                 f"{packet.request_msg_id} was already received",
             )
-        for element in packet.objects:  # check rights now: refuse the packet, not the batch later
-            _, learnt = await _outbox_item(ctx, tx, message_id, 0, element, Action.ADD)
-            await _learn(ctx, tx, learnt)
+        this = PacketRecord(
+            agent_id, packet.request_msg_id, packet.packet_number, packet.more_packets, message_id
+        )
+        packets = sorted([*earlier, this], key=lambda p: p.packet_number)
+        complete = _complete(packets)
+        # Rights are checked now: the packet is refused, not the batch later. Once the
+        # last packet is in, every packet's objects are judged again, in packet order.
+        batch = await _packet_objects(tx, packets, this, packet.objects) if complete else []
+        elements = [o.element for o in batch] if complete else packet.objects
+        entries = [Entry(element=e, action=Action.ADD) for e in elements]
+        answers = await resolve(tx, ctx.hub.schools, _sender(ctx, message_id), entries)
+        accepted = [a for a in answers if not isinstance(a, SifError)]
+        if len(accepted) < len(answers):
+            raise next(a for a in answers if isinstance(a, SifError))
+        mine = accepted[len(accepted) - len(packet.objects) :] if packet.objects else []
+        await _remember(ctx, tx, [a.learnt for a in mine if a.learnt])
         try:
             await tx.messages.add(_message_record(ctx, message_id, header.msg_id, None, None, None))
         except DuplicateMessage:
             return ctx.ok(STATUS_DUPLICATE, "Already have a message with this SIF_MsgId")
-        this = PacketRecord(
-            agent_id, packet.request_msg_id, packet.packet_number, packet.more_packets, message_id
-        )
         await tx.registrations.add_packet(this)
-        packets = sorted([*earlier, this], key=lambda p: p.packet_number)
-        complete = _complete(packets)
         if complete:
-            await tx.outbox.add(await _response_items(ctx, tx, packets))
+            await tx.outbox.add(_numbered(batch, accepted))
         await _audit(
             ctx,
             tx,
@@ -545,39 +478,46 @@ def _complete(packets: list[PacketRecord]) -> bool:
     return last is not None and len(packets) == last and packets[-1].packet_number == last
 
 
-async def _response_items(ctx: _Ctx, tx: Tx, packets: list[PacketRecord]) -> list[OutboxRecord]:
-    items: list[OutboxRecord] = []
-    for packet in packets:  # this packet's row was added earlier in the same transaction
-        payload = await tx.messages.payload(packet.message_id)
-        assert payload is not None
-        body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
-        for element in response_objects(body):
-            item, learnt = await _outbox_item(
-                ctx, tx, packet.message_id, len(items), element, Action.ADD
-            )
-            await _learn(ctx, tx, learnt)
-            if item is not None:
-                items.append(item)
-    return items
+@dataclass(frozen=True)
+class _PacketObject:
+    """One object of a complete response, and the packet message it came in."""
+
+    message_id: str
+    element: etree._Element
+
+
+async def _packet_objects(
+    tx: Tx, packets: list[PacketRecord], this: PacketRecord, objects: list[etree._Element]
+) -> list[_PacketObject]:
+    """Every object of every packet, in packet order (this packet's from its parsed body,
+    the earlier ones' from their stored payloads)."""
+    found: list[_PacketObject] = []
+    for packet in packets:
+        if packet is this:
+            elements = objects
+        else:
+            payload = await tx.messages.payload(packet.message_id)
+            assert payload is not None
+            body = next(iter(parse_trusted(payload).iterchildren(tag=etree.Element)))
+            elements = response_objects(body)
+        found += [_PacketObject(packet.message_id, element) for element in elements]
+    return found
+
+
+def _numbered(batch: list[_PacketObject], accepted: list[Resolved]) -> list[OutboxRecord]:
+    """The routable objects' rows, each under its own packet's message, numbered in order."""
+    rows = [
+        (obj, answer.item)
+        for obj, answer in zip(batch, accepted, strict=True)
+        if answer.item is not None
+    ]
+    return [
+        dataclasses.replace(item, message_id=obj.message_id, seq=seq)
+        for seq, (obj, item) in enumerate(rows)
+    ]
 
 
 # --- objects from an edge format (a CSV upload) ------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Shown:
-    """What an edge format's record shows beside its object (a CSV row's DfE number and
-    UPN): checked and learnt exactly as if the object carried it."""
-
-    laestabs: tuple[str, ...] = ()
-    upn: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class EdgeObject:
-    element: etree._Element
-    object_xml: bytes
-    shown: Shown
 
 
 async def add_objects(
@@ -586,7 +526,7 @@ async def add_objects(
     incoming: Incoming,
     *,
     sif_msg_id: str,
-    objects: Sequence[EdgeObject],
+    objects: Sequence[Entry],
 ) -> list[SifError | None] | None:
     """Store objects that arrived outside a SIF_Message (a chunk of a CSV upload, already
     XSD-validated) as one accepted message of Add events, inside the caller's transaction:
@@ -597,43 +537,17 @@ async def add_objects(
         return None
     ctx = _edge_ctx(hub, incoming, sif_msg_id)
     message_id = uuid.uuid4().hex
-    answers: list[SifError | None] = []
-    items: list[OutboxRecord] = []
-    learnt: list[Learnt] = []
-    for obj in objects:
-        try:
-            item, told = await _outbox_item(
-                ctx,
-                tx,
-                message_id,
-                len(items),
-                obj.element,
-                Action.ADD,
-                object_xml=obj.object_xml,
-                shown=obj.shown,
-            )
-        except SifError as error:
-            answers.append(error)
-            continue
-        answers.append(None)
-        if told is not None:
-            learnt.append(told)
-        if item is not None:
-            items.append(item)
-    # Every row carries its own school and UPN, so none depends on what an earlier one
-    # taught: the chunk is learnt in a few statements, as the group commit does.
-    learners, learnt_objects = await tx.learners.remember_many(learnt)
-    if learners or learnt_objects:
-        await tx.held.wake_identities(
-            ctx.hub.clock(), learners=learners, object_refids=learnt_objects
-        )
+    answers = await resolve(tx, hub.schools, _sender(ctx, message_id), objects)
+    accepted = [a for a in answers if not isinstance(a, SifError)]
+    await _remember(ctx, tx, [a.learnt for a in accepted if a.learnt])
+    items = [a.item for a in accepted if a.item is not None]
     names = {etree.QName(o.element).localname for o in objects}
     name = names.pop() if len(names) == 1 else None
     await tx.messages.add(_message_record(ctx, message_id, sif_msg_id, name, Action.ADD, None))
     await tx.outbox.add(items)
     detail: dict[str, object] = {"message_id": message_id, "object": name, "objects": len(items)}
     await _audit(ctx, tx, "message.accepted", detail)
-    return answers
+    return [a if isinstance(a, SifError) else None for a in answers]
 
 
 def _edge_ctx(hub: IngestContext, incoming: Incoming, sif_msg_id: str) -> _Ctx:

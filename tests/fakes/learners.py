@@ -22,6 +22,10 @@ class FakeLearners(FakeRepo):
     async def schools(self, refid: str) -> frozenset[str]:
         return frozenset(self._state.learner_schools.get(refid, ()))
 
+    async def schools_of(self, refids: Sequence[str]) -> dict[str, frozenset[str]]:
+        known = self._state.learner_schools
+        return {r: frozenset(known[r]) for r in refids if known.get(r)}
+
     async def upns(self, refids: Sequence[str]) -> dict[str, str]:
         return {r: self._state.upns[r] for r in refids if r in self._state.upns}
 

@@ -10,7 +10,7 @@ the dispatcher moves hundreds of rows per batch and needs no identity map.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -70,5 +70,6 @@ def from_row(record: type[R], row: AnyRow, **converted: Any) -> R:
 
 
 def values_of(record: Any, **converted: Any) -> dict[str, Any]:
-    """Column values for a record (plus conversions for JSON lists and enums)."""
-    return {**asdict(record), **converted}
+    """Column values for a record (plus conversions for JSON lists and enums). Shallow:
+    records hold no nested records, and asdict's deep copy of every value was a hot spot."""
+    return {**{f.name: getattr(record, f.name) for f in fields(record)}, **converted}

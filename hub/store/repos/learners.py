@@ -113,8 +113,17 @@ class SqlLearners(SqlRepo):
         return {r: frozenset(u) for r, u in former.items()}
 
     async def schools(self, refid: str) -> frozenset[str]:
-        query = select(learner_schools.c.laestab).where(learner_schools.c.refid == refid)
-        return frozenset(str(s) for s in (await self._execute(query)).scalars().all())
+        return (await self.schools_of([refid])).get(refid, frozenset())
+
+    async def schools_of(self, refids: Sequence[str]) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for chunk in chunks(refids):
+            query = select(learner_schools.c.refid, learner_schools.c.laestab).where(
+                learner_schools.c.refid.in_(chunk)
+            )
+            for row in (await self._execute(query)).all():
+                found.setdefault(row.refid, set()).add(row.laestab)
+        return {r: frozenset(s) for r, s in found.items()}
 
     async def upns(self, refids: Sequence[str]) -> dict[str, str]:
         """{refid: UPN} for the refids whose UPN is known; unknown refids are left out."""
