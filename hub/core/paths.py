@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 Path = tuple[str, ...]
+MEMO_LIMIT = 4096  # verdicts remembered per filter
 
 
 class Verdict(Enum):
@@ -54,9 +55,13 @@ class PathFilter:
     items: tuple[ItemRule, ...] = ()
     strip: frozenset[Path] = frozenset()
     _removed: frozenset[Path] = field(init=False, repr=False, compare=False)
+    # Verdicts already worked out: a compiled filter is applied to every copy of its
+    # agreement version, over the few paths its objects' schema allows.
+    _verdicts: dict[Path, Verdict] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_removed", self.strip | self.exclude)
+        object.__setattr__(self, "_verdicts", {})
 
     @classmethod
     def of(cls, include: list[str] | None, exclude: list[str] | tuple[str, ...] = ()) -> PathFilter:
@@ -64,6 +69,14 @@ class PathFilter:
         return cls(inc, frozenset(parse_path(p) for p in exclude))
 
     def verdict(self, path: Path) -> Verdict:
+        known = self._verdicts.get(path)
+        if known is None:
+            known = self._verdict(path)
+            if len(self._verdicts) < MEMO_LIMIT:  # bounded, whatever the objects hold
+                self._verdicts[path] = known
+        return known
+
+    def _verdict(self, path: Path) -> Verdict:
         removed = self._removed
         if any(_is_prefix(e, path) for e in removed):
             return Verdict.DROP
@@ -82,4 +95,6 @@ class PathFilter:
         return self.verdict(path) is not Verdict.DROP
 
     def item_rule(self, path: Path) -> ItemRule | None:
+        if not self.items:
+            return None
         return next((rule for rule in self.items if rule.path == path), None)
