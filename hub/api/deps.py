@@ -17,12 +17,14 @@ from hub.core.config import Agent
 _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="SIF Hub"'}
 
 
-def get_hub(request: Request) -> Hub:
+# Dependencies are `async def` even when they await nothing: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hand-over per request on the hot path.
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
 
 
-def get_authenticator(request: Request) -> AgentAuthenticator:
+async def get_authenticator(request: Request) -> AgentAuthenticator:
     auth: AgentAuthenticator = request.app.state.authenticator
     return auth
 

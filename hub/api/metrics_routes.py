@@ -17,7 +17,7 @@ from hub.metrics.prometheus import CONTENT_TYPE, AgreementLevel, Levels
 router = APIRouter()
 
 
-def require_metrics_token(
+async def require_metrics_token(
     hub: HubDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """Open unless HUB_METRICS_TOKEN is set; then Prometheus must send it as a bearer token."""
