@@ -50,19 +50,24 @@ def _message(version: str) -> etree._Element:
     return etree.Element(q("SIF_Message"), nsmap=NSMAP, Version=version)  # type: ignore[arg-type]
 
 
-def _header(parent: etree._Element, source_id: str, msg_id: str | None = None) -> None:
+def _header(parent: etree._Element, source_id: str, msg_id: str, stamp: str) -> None:
     header = _sub(parent, "SIF_Header")
-    _sub(header, "SIF_MsgId", msg_id or new_msg_id())
-    _sub(header, "SIF_Timestamp", timestamp())
+    _sub(header, "SIF_MsgId", msg_id)
+    _sub(header, "SIF_Timestamp", stamp)
     _sub(header, "SIF_SourceId", source_id)
 
 
 def _ack_frame(
-    version: str, hub_id: str, original_source: str | None, original_msg: str | None
+    version: str,
+    hub_id: str,
+    original_source: str | None,
+    original_msg: str | None,
+    msg_id: str | None = None,
+    stamp: str | None = None,
 ) -> tuple[etree._Element, etree._Element]:
     message = _message(version)
     ack = _sub(message, "SIF_Ack")
-    _header(ack, hub_id)
+    _header(ack, hub_id, msg_id or new_msg_id(), stamp or timestamp())
     _sub(ack, "SIF_OriginalSourceId", original_source or "")
     original = _sub(ack, "SIF_OriginalMsgId", original_msg)
     if not original_msg:  # SIF: nil when the original could not be read
@@ -79,7 +84,12 @@ def ack_status(
     desc: str | None = None,
     data: etree._Element | None = None,
 ) -> bytes:
-    message, ack = _ack_frame(version, hub_id, original_source, original_msg)
+    msg_id, stamp = new_msg_id(), timestamp()
+    if desc is None and data is None:  # the plain success ack: one per accepted message
+        text = _status_text(version, hub_id, original_source, original_msg, code, msg_id, stamp)
+        if text is not None:
+            return text
+    message, ack = _ack_frame(version, hub_id, original_source, original_msg, msg_id, stamp)
     status = _sub(ack, "SIF_Status")
     _sub(status, "SIF_Code", str(code))
     if desc:
@@ -87,6 +97,31 @@ def ack_status(
     if data is not None:
         _sub(status, "SIF_Data").append(data)
     return etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+
+
+def _status_text(
+    version: str,
+    hub_id: str,
+    original_source: str | None,
+    original_msg: str | None,
+    code: int,
+    msg_id: str,
+    stamp: str,
+) -> bytes | None:
+    """A SIF_Ack with only a SIF_Code, written as text: byte for byte the tree's, or None
+    when a value would need escaping or is unknown (an unknown original id is nil)."""
+    fields = (version, hub_id, original_source or "", original_msg or "", msg_id, stamp)
+    if not (original_source and original_msg and all(_PLAIN.match(v) for v in fields)):
+        return None
+    return (
+        f"<?xml version='1.0' encoding='UTF-8'?>\n"
+        f'<SIF_Message xmlns="{SIF_NS}" Version="{version}"><SIF_Ack><SIF_Header>'
+        f"<SIF_MsgId>{msg_id}</SIF_MsgId><SIF_Timestamp>{stamp}</SIF_Timestamp>"
+        f"<SIF_SourceId>{hub_id}</SIF_SourceId></SIF_Header>"
+        f"<SIF_OriginalSourceId>{original_source}</SIF_OriginalSourceId>"
+        f"<SIF_OriginalMsgId>{original_msg}</SIF_OriginalMsgId>"
+        f"<SIF_Status><SIF_Code>{code}</SIF_Code></SIF_Status></SIF_Ack></SIF_Message>"
+    ).encode()
 
 
 def ack_error(
@@ -164,10 +199,7 @@ def _event_tree(
 ) -> bytes:
     message = _message(version)
     event = _sub(message, "SIF_Event")
-    header = _sub(event, "SIF_Header")
-    _sub(header, "SIF_MsgId", msg_id)
-    _sub(header, "SIF_Timestamp", stamp)
-    _sub(header, "SIF_SourceId", source_id)
+    _header(event, source_id, msg_id, stamp)
     holder = _sub(_sub(event, "SIF_ObjectData"), "SIF_EventObject")
     holder.set("ObjectName", object_name)
     holder.set("Action", action)

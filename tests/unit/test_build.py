@@ -1,7 +1,7 @@
-"""The copies the hub writes: an event copy's envelope written as text is byte for byte the
-one the lxml tree gives (for any object, filtered or not, and any header values, the text
-form falling back to the tree when a value would need escaping), and a copy's message id
-is uuid5's."""
+"""What the hub writes: an event copy's envelope, and a plain success ack, written as text
+are byte for byte what the lxml tree gives (for any object, filtered or not, and any header
+values, the text form falling back to the tree when a value would need escaping), and a
+copy's message id is uuid5's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from hub.sif.build import _event_tree, copy_msg_id, event_copy
+from hub.sif.build import _ack_frame, _event_tree, _status_text, _sub, copy_msg_id, event_copy
 from hub.sif.filter import apply_filter
 from tests.unit.test_filter_properties import filters, valid_objects
 
@@ -72,3 +72,27 @@ def test_a_copy_message_id_is_uuid5(outbox_id: str, subscriber: str, agreement: 
     name = f"sifhub:{outbox_id}:{subscriber}:{agreement}"
     expected = uuid.uuid5(uuid.NAMESPACE_URL, name).hex.upper()
     assert copy_msg_id(outbox_id, subscriber, agreement) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    version=st.sampled_from(["2.0r1", "2.4", '2"x']),
+    hub_id=header_values,
+    original_source=st.one_of(st.none(), st.just(""), header_values),
+    original_msg=st.one_of(st.none(), st.just(""), header_values),
+    code=st.sampled_from([0, 7, 9]),
+)
+def test_the_text_success_ack_is_the_trees(
+    version: str, hub_id: str, original_source: str | None, original_msg: str | None, code: int
+) -> None:
+    msg_id, stamp = "0123456789ABCDEF0123456789ABCDEF", "2026-12-02T10:00:00.000+00:00"
+    text = _status_text(version, hub_id, original_source, original_msg, code, msg_id, stamp)
+    message, ack = _ack_frame(version, hub_id, original_source, original_msg, msg_id, stamp)
+    _sub(_sub(ack, "SIF_Status"), "SIF_Code", str(code))
+    tree = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+    assert text in (None, tree)
+    plain = all(
+        v and re.fullmatch(r"[\w.:+-]*", v, re.ASCII)
+        for v in (version, hub_id, original_source, original_msg)
+    )
+    assert (text is not None) == bool(plain)
