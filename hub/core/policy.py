@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from hub.core.agreements.compile import CompiledVersion, condition_paths
@@ -26,6 +27,7 @@ from hub.core.paths import PathFilter
 from hub.core.records import LifecycleRecord
 
 UK = ZoneInfo("Europe/London")
+MEMO_LIMIT = 100_000  # versions remembered per agreement state (schools x days x recipients)
 HOLD_SUSPENDED = "suspended"
 HOLD_SCHEDULE = "schedule"
 # A learner's copy that a UPN-keyed restriction (suppression, pupil list, cohort) could stop,
@@ -80,12 +82,16 @@ class AgreementState:
     pupils: Mapping[str, PupilAccess] = field(default_factory=dict)  # school -> access
     # Per version: the recipients whose scope it widens (None: not recorded, see `widens`).
     widened_for: tuple[frozenset[str] | None, ...] = ()
+    # Answers already worked out (the state is immutable; decide asks once per copy).
+    _found: dict[tuple[str, date, str | None], CompiledVersion | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def agreement_id(self) -> str:
         return self.lifecycle.agreement_id
 
-    @property
+    @cached_property
     def recipients(self) -> tuple[str, ...]:
         return tuple(sorted({r for v in self.versions for r in v.spec.recipients}))
 
@@ -97,6 +103,16 @@ class AgreementState:
         version that widens only one partner's scope needs re-approval for that partner."""
         if school is None or school not in self.approvals:
             return None
+        key = (school, today, recipient)
+        if key not in self._found:
+            if len(self._found) >= MEMO_LIMIT:  # a state that lives for days: start again
+                self._found.clear()
+            self._found[key] = self._version_for(school, today, recipient)
+        return self._found[key]
+
+    def _version_for(
+        self, school: str, today: date, recipient: str | None
+    ) -> CompiledVersion | None:
         valid = []
         for i, (v, widens) in enumerate(zip(self.versions, self.widens, strict=True)):
             if v.spec.valid_from is not None and v.spec.valid_from > today:
