@@ -160,7 +160,7 @@ def _read(entry: Entry, schools: SchoolIndex) -> _Read | SifError:
 def _needs_learner(read: _Read) -> bool:
     """A learner's object that leaves its learner out (a partial event) is found through
     its own RefId."""
-    return read.learner and read.facts.subject_refid is None and bool(read.object_refid)
+    return read.learner and data_id(read.facts.subject_refid) is None and bool(read.object_refid)
 
 
 def _judge(sender: Sender, entry: Entry, read: _Read, taught: _Taught, seq: int) -> Resolved:

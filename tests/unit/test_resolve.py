@@ -179,3 +179,16 @@ def test_an_enrolment_earlier_in_the_batch_routes_the_learners_unnamed_objects()
     assert answers[1][1].school == "8304012"
     alone, _ = asyncio.run(_batched([], sender, batch[1:]))
     assert alone[0][0] == "refused"  # without the enrolment, which school is unknown
+
+
+def test_a_blank_learner_reference_is_found_through_the_objects_own_refid() -> None:
+    """As the path before batches did: a blank reference is no reference."""
+    learner, entitlement = LEARNERS[1], OBJECT_IDS[1]
+    known = Learnt(learner=learner, schools=("8302105",), object_refid=entitlement)
+    element = _element("LearnerEntitlement", {"RefId": entitlement}, {"LearnerPersonalRefId": " "})
+    sender = Sender(agent=AGENTS[1], zone="z", message_id="m", event=True)
+    answers, _ = asyncio.run(
+        _batched([known], sender, [Entry(element=element, action=Action.CHANGE)])
+    )
+    assert answers[0][0] == "accepted"
+    assert answers[0][1].subject_refid == learner
